@@ -1,0 +1,90 @@
+// taskpipe's configuration: plain option structs with documented defaults (leveldb options.h).
+// The JSON loader is config/config_json.h; DESIGN.md lists the keys. Plain values; not synchronised.
+#ifndef TASKPIPE_CONFIG_CONFIG_H_
+#define TASKPIPE_CONFIG_CONFIG_H_
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace taskpipe {
+
+struct QueueConfig {
+  std::string backend = "memory";  // "memory" | "sqs"
+  std::string url;                 // SQS queue URL, or
+  std::string name;                // queue name, resolved with GetQueueUrl
+  std::string region;              // else AWS_REGION / AWS_DEFAULT_REGION / profile
+  std::string endpoint;            // else AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL
+  std::string protocol = "json";   // "json" | "query"
+  std::chrono::seconds visibility_timeout{30};  // 0..12h
+  std::chrono::seconds wait_time{20};           // long poll, 0..20s
+  std::chrono::seconds retention{4 * 24 * 3600};  // memory backend, 60s..14d
+  int max_receive_count = 5;       // memory backend: receives before the dead-letter queue; 0 = never
+};
+
+struct RetryConfig {
+  std::chrono::seconds base{5};
+  std::chrono::seconds max{15 * 60};
+};
+
+struct ConsumerConfig {
+  int workers = 8;        // 1..1024
+  int batch_size = 10;    // 1..10
+  std::chrono::seconds shutdown_grace{30};
+  RetryConfig retry;
+  std::string default_job;  // job for bodies that are not a taskpipe envelope; "" = fail them
+};
+
+struct NotifyTargetConfig {
+  std::string type;  // "slack" | "discord"
+  std::string url;   // a secret: never logged
+};
+
+struct NotifyConfig {
+  std::map<std::string, NotifyTargetConfig> targets;
+};
+
+struct HandlerConfig {
+  std::string type = "log";               // "exec" | "http" | "log" | a name registered from C++
+  std::vector<std::string> command;       // exec: argv, no shell
+  std::string cwd;                        // exec
+  std::map<std::string, std::string> env; // exec: extra environment
+  std::string url;                        // http
+  std::string method = "POST";            // http
+  std::map<std::string, std::string> headers;  // http (values may hold secrets)
+  std::chrono::seconds timeout{10 * 60};
+};
+
+struct JobNotifyConfig {
+  std::vector<std::string> targets;  // names from notify.targets
+  std::string on = "failure";        // "success" | "failure" | "always"
+};
+
+struct JobConfig {
+  std::string name;
+  std::string schedule;              // rate(...) | cron(...) | at(...); "" = only on demand
+  std::string timezone = "UTC";      // IANA zone
+  std::vector<nlohmann::json> tasks; // each a string or an object
+  std::string tasks_file;            // resolved relative to the config file's folder
+  HandlerConfig handler;
+  JobNotifyConfig notify;
+};
+
+struct Config {
+  QueueConfig queue;
+  ConsumerConfig consumer;
+  NotifyConfig notify;
+  std::vector<JobConfig> jobs;
+  std::string source_path;  // the file it was loaded from ("" when loaded from text)
+  // Every secret the config holds after ${VAR} expansion (webhook URLs, header values such as
+  // bearer tokens, env values of exec handlers), for the log redactor.
+  std::vector<std::string> secrets;
+};
+
+}  // namespace taskpipe
+
+#endif  // TASKPIPE_CONFIG_CONFIG_H_

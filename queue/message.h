@@ -31,60 +31,60 @@ inline constexpr std::size_t kMaxBatchEntryIdLength = 80;
 // ("Number.int"). String and Number use string_value; Binary uses binary_value (raw bytes).
 struct MessageAttribute {
   std::string data_type = "String";
-  std::string string_value;
-  std::string binary_value;
+  std::string string_value{};
+  std::string binary_value{};
   friend bool operator==(const MessageAttribute&, const MessageAttribute&) = default;
 };
 using MessageAttributes = std::map<std::string, MessageAttribute>;
 
 struct OutgoingMessage {
-  std::string body;
+  std::string body{};
   std::chrono::seconds delay{0};  // DelaySeconds, 0..15 min
-  MessageAttributes attributes;
-  std::string group_id;           // MessageGroupId (FIFO queues)
-  std::string deduplication_id;   // MessageDeduplicationId (FIFO queues)
+  MessageAttributes attributes{};
+  std::string group_id{};           // MessageGroupId (FIFO queues)
+  std::string deduplication_id{};   // MessageDeduplicationId (FIFO queues)
 };
 
 struct SendResult {
-  std::string message_id;
-  std::string md5_of_body;      // hex MD5 of the body, as SQS returns it
-  std::string sequence_number;  // FIFO queues only
+  std::string message_id{};
+  std::string md5_of_body{};      // hex MD5 of the body, as SQS returns it
+  std::string sequence_number{};  // FIFO queues only
 };
 
 struct ReceivedMessage {
-  std::string message_id;
-  std::string receipt_handle;  // fresh for every receive; only the newest one is valid
-  std::string body;
-  std::string md5_of_body;
-  MessageAttributes attributes;
+  std::string message_id{};
+  std::string receipt_handle{};  // fresh for every receive; only the newest one is valid
+  std::string body{};
+  std::string md5_of_body{};
+  MessageAttributes attributes{};
   int receive_count = 0;  // ApproximateReceiveCount, this receive included
-  std::chrono::system_clock::time_point sent_timestamp;                 // SentTimestamp
-  std::chrono::system_clock::time_point first_receive_timestamp;        // ApproximateFirstReceiveTimestamp
-  std::string group_id;
-  std::string deduplication_id;
-  std::string sequence_number;
+  std::chrono::system_clock::time_point sent_timestamp{};                 // SentTimestamp
+  std::chrono::system_clock::time_point first_receive_timestamp{};        // ApproximateFirstReceiveTimestamp
+  std::string group_id{};
+  std::string deduplication_id{};
+  std::string sequence_number{};
 };
 
 // Batch requests: each entry has an id, unique within the request (1-80 chars of [A-Za-z0-9_-]).
 struct SendBatchEntry {
-  std::string id;
-  OutgoingMessage message;
+  std::string id{};
+  OutgoingMessage message{};
 };
 struct DeleteBatchEntry {
-  std::string id;
-  std::string receipt_handle;
+  std::string id{};
+  std::string receipt_handle{};
 };
 struct ChangeVisibilityBatchEntry {
-  std::string id;
-  std::string receipt_handle;
+  std::string id{};
+  std::string receipt_handle{};
   std::chrono::seconds visibility_timeout{0};
 };
 
 // A failed batch entry. `status.error_name()` is the SQS code ("ReceiptHandleIsInvalid");
 // `sender_fault` is true when retrying the same entry cannot succeed.
 struct BatchEntryFailure {
-  std::string id;
-  Status status;
+  std::string id{};
+  Status status{};
   bool sender_fault = true;
 };
 
@@ -95,8 +95,8 @@ struct BatchResult {
     std::string id;
     T value;
   };
-  std::vector<Success> successful;
-  std::vector<BatchEntryFailure> failed;
+  std::vector<Success> successful{};
+  std::vector<BatchEntryFailure> failed{};
 };
 struct Empty {};
 

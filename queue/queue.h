@@ -25,7 +25,7 @@ namespace taskpipe {
 struct ReceiveOptions {
   int max_messages = 1;                                   // MaxNumberOfMessages, 1..10
   std::chrono::seconds wait{0};                           // WaitTimeSeconds, 0..20 (long poll)
-  std::optional<std::chrono::seconds> visibility_timeout; // VisibilityTimeout override, 0..12 h
+  std::optional<std::chrono::seconds> visibility_timeout{}; // VisibilityTimeout override, 0..12 h
 };
 
 struct QueueAttributes {

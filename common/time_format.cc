@@ -1,4 +1,5 @@
 #include "common/time_format.h"
+#include "common/quote.h"
 
 #include <cstdint>
 #include <cstdio>
@@ -24,24 +25,6 @@ std::string FormatDateTime(seconds since_epoch) {
                 static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
                 static_cast<int>(hms.seconds().count()));
   return buf;
-}
-
-std::string Quote(std::string_view text) {
-  constexpr std::size_t kMax = 80;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMax) out += "...";
-  out += '"';
-  return out;
 }
 
 class Rfc3339Parser {
@@ -128,7 +111,7 @@ class Rfc3339Parser {
 
  private:
   Status Fail(std::string_view what) const {
-    return InvalidArgumentError("invalid time " + Quote(s_) + ": " + std::string(what));
+    return InvalidArgumentError("invalid time " + QuoteForError(s_) + ": " + std::string(what));
   }
   bool AtEnd() const { return i_ >= s_.size(); }
   char Peek() const { return AtEnd() ? '\0' : s_[i_]; }

@@ -1,4 +1,5 @@
 #include "common/time_zone.h"
+#include "common/quote.h"
 
 #include <date/tz.h>
 
@@ -33,25 +34,6 @@ constexpr sys_seconds kFarFuture{seconds{std::int64_t{1} << 45}};
 // Where date/tz (USE_OS_TZDB) reads zones from on Debian; we read the TZif footers from the same
 // files.
 constexpr std::string_view kZoneInfoDir = "/usr/share/zoneinfo/";
-
-// `text` in double quotes, non-printable bytes escaped and long input cut, fit for an error message.
-std::string Quote(std::string_view text) {
-  constexpr std::size_t kMax = 80;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMax) out += "...";
-  out += '"';
-  return out;
-}
 
 // ---- POSIX TZ rules (the TZif footer), e.g. "EST5EDT,M3.2.0,M11.1.0" ----
 
@@ -152,7 +134,7 @@ class PosixParser {
 
  private:
   Status Fail(std::string_view what) const {
-    return InvalidArgumentError("invalid POSIX TZ rule " + Quote(s_) + ": " + std::string(what));
+    return InvalidArgumentError("invalid POSIX TZ rule " + QuoteForError(s_) + ": " + std::string(what));
   }
   bool AtEnd() const { return i_ >= s_.size(); }
   char Peek() const { return AtEnd() ? '\0' : s_[i_]; }
@@ -300,7 +282,7 @@ StatusOr<TimeZone> TimeZone::Locate(std::string_view name) {
       }
     }
   } catch (const std::exception&) {
-    return InvalidArgumentError("unknown time zone " + Quote(name));
+    return InvalidArgumentError("unknown time zone " + QuoteForError(name));
   }
   cache->emplace(rep->name, rep);
   return TimeZone(std::move(rep));

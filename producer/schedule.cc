@@ -1,4 +1,5 @@
 #include "producer/schedule.h"
+#include "common/quote.h"
 
 #include <algorithm>
 #include <array>
@@ -59,25 +60,6 @@ std::vector<std::string_view> SplitSpace(std::string_view s) {
     while (i < s.size() && !IsSpace(s[i])) ++i;
     if (i > begin) out.push_back(s.substr(begin, i - begin));
   }
-  return out;
-}
-
-// `text` in double quotes, non-printable bytes escaped and long input cut, fit for an error message.
-std::string Quote(std::string_view text) {
-  constexpr std::size_t kMax = 80;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > kMax) out += "...";
-  out += '"';
   return out;
 }
 
@@ -165,7 +147,7 @@ int LookupName(const FieldDef& field, std::string_view word) {
 
 // One value: a number or (month, day-of-week) a name.
 StatusOr<int> ParseValue(const FieldDef& field, std::string_view token, std::string_view item) {
-  if (token.empty()) return FieldError(field, "missing a value in " + Quote(item));
+  if (token.empty()) return FieldError(field, "missing a value in " + QuoteForError(item));
   if (AllDigits(token)) {
     const long value = SmallNumber(token);
     if (value < field.min || value > field.max) {
@@ -177,19 +159,19 @@ StatusOr<int> ParseValue(const FieldDef& field, std::string_view token, std::str
     const int value = LookupName(field, token);
     if (value >= 0) return value;
     if (field.id == FieldId::kMonth)
-      return FieldError(field, Quote(token) + " is not a month (1-12 or JAN-DEC)");
+      return FieldError(field, QuoteForError(token) + " is not a month (1-12 or JAN-DEC)");
     if (field.id == FieldId::kDayOfWeek) {
-      return FieldError(field, Quote(token) + " is not a day of the week (1-7 or SUN-SAT)");
+      return FieldError(field, QuoteForError(token) + " is not a day of the week (1-7 or SUN-SAT)");
     }
-    return FieldError(field, "unexpected " + Quote(token) + " (expected a number " + field.range + ")");
+    return FieldError(field, "unexpected " + QuoteForError(token) + " (expected a number " + field.range + ")");
   }
   for (char c : token) {
     if (!IsDigit(c) && !IsAlpha(c)) {
       return FieldError(field,
-                        "unexpected character " + Quote(std::string_view(&c, 1)) + " in " + Quote(item));
+                        "unexpected character " + QuoteForError(std::string_view(&c, 1)) + " in " + QuoteForError(item));
     }
   }
-  return FieldError(field, "unexpected " + Quote(token) + " in " + Quote(item));
+  return FieldError(field, "unexpected " + QuoteForError(token) + " in " + QuoteForError(item));
 }
 
 // Reports the special characters ? # L W where the field or position does not allow them.
@@ -200,7 +182,7 @@ Status CheckSpecials(const FieldDef& field, std::string_view item) {
   }
   if (item.find('#') != std::string_view::npos) {
     if (field.id == FieldId::kDayOfWeek) {
-      return FieldError(field, Quote(item) + ": n#k must stand alone (only one n#k expression is allowed)");
+      return FieldError(field, QuoteForError(item) + ": n#k must stand alone (only one n#k expression is allowed)");
     }
     return FieldError(field, "'#' is only allowed in day-of-week");
   }
@@ -227,12 +209,12 @@ Status CheckSpecials(const FieldDef& field, std::string_view item) {
         if (is_l && !EqualsIgnoreCase(word, "LW")) {
           return FieldError(
               field,
-              Quote(item) + " is not valid: L stands alone, as L, L-n or LW (nL belongs in day-of-week)");
+              QuoteForError(item) + " is not valid: L stands alone, as L, L-n or LW (nL belongs in day-of-week)");
         }
-        return FieldError(field, Quote(item) + " is not valid: W stands alone, as nW (n = 1-31) or LW");
+        return FieldError(field, QuoteForError(item) + " is not valid: W stands alone, as nW (n = 1-31) or LW");
       case FieldId::kDayOfWeek:
         if (is_l)
-          return FieldError(field, Quote(item) + " is not valid: L stands alone, as L or nL (e.g. 6L)");
+          return FieldError(field, QuoteForError(item) + " is not valid: L stands alone, as L or nL (e.g. 6L)");
         return FieldError(field, "'W' is only allowed in day-of-month");
       default:
         if (is_l) return FieldError(field, "'L' is only allowed in day-of-month and day-of-week");
@@ -253,32 +235,32 @@ Status ParseItem(const FieldDef& field, std::string_view item, ValueSet* set) {
     base = item.substr(0, slash);
     const std::string_view step_text = item.substr(slash + 1);
     if (step_text.find('/') != std::string_view::npos)
-      return FieldError(field, "more than one '/' in " + Quote(item));
-    if (step_text.empty()) return FieldError(field, "missing the increment after '/' in " + Quote(item));
+      return FieldError(field, "more than one '/' in " + QuoteForError(item));
+    if (step_text.empty()) return FieldError(field, "missing the increment after '/' in " + QuoteForError(item));
     if (!AllDigits(step_text))
-      return FieldError(field, "the increment in " + Quote(item) + " must be a number");
+      return FieldError(field, "the increment in " + QuoteForError(item) + " must be a number");
     const long value = SmallNumber(step_text);
     if (value < 1 || value > size) {
-      return FieldError(field, "the increment " + std::string(step_text) + " in " + Quote(item) +
+      return FieldError(field, "the increment " + std::string(step_text) + " in " + QuoteForError(item) +
                                    " is out of range 1-" + std::to_string(size));
     }
     step = static_cast<int>(value);
     has_step = true;
   }
-  if (base.empty()) return FieldError(field, "missing a value before '/' in " + Quote(item));
+  if (base.empty()) return FieldError(field, "missing a value before '/' in " + QuoteForError(item));
 
   int lo = field.min;
   int hi = field.max;
   if (base != "*") {
     if (base.find('*') != std::string_view::npos)
-      return FieldError(field, "'*' must stand alone or as */n in " + Quote(item));
+      return FieldError(field, "'*' must stand alone or as */n in " + QuoteForError(item));
     const std::size_t dash = base.find('-');
     if (dash != std::string_view::npos) {
-      if (dash == 0) return FieldError(field, "missing a value before '-' in " + Quote(item));
+      if (dash == 0) return FieldError(field, "missing a value before '-' in " + QuoteForError(item));
       const std::string_view right = base.substr(dash + 1);
-      if (right.empty()) return FieldError(field, "missing a value after '-' in " + Quote(item));
+      if (right.empty()) return FieldError(field, "missing a value after '-' in " + QuoteForError(item));
       if (right.find('-') != std::string_view::npos)
-        return FieldError(field, "more than one '-' in " + Quote(item));
+        return FieldError(field, "more than one '-' in " + QuoteForError(item));
       StatusOr<int> a = ParseValue(field, base.substr(0, dash), item);
       if (!a.ok()) return a.status();
       StatusOr<int> b = ParseValue(field, right, item);
@@ -287,7 +269,7 @@ Status ParseItem(const FieldDef& field, std::string_view item, ValueSet* set) {
       hi = *b;
       if (lo > hi && !field.wraps) {
         return FieldError(
-            field, "the range " + Quote(base) + " runs backwards (" + field.name + " ranges cannot wrap)");
+            field, "the range " + QuoteForError(base) + " runs backwards (" + field.name + " ranges cannot wrap)");
       }
     } else {
       StatusOr<int> a = ParseValue(field, base, item);
@@ -308,7 +290,7 @@ Status ParseList(const FieldDef& field, std::string_view text, ValueSet* set) {
     const std::size_t comma = text.find(',', begin);
     const std::string_view item =
         text.substr(begin, comma == std::string_view::npos ? text.npos : comma - begin);
-    if (item.empty()) return FieldError(field, "empty item in the list " + Quote(text));
+    if (item.empty()) return FieldError(field, "empty item in the list " + QuoteForError(text));
     TASKPIPE_RETURN_IF_ERROR(ParseItem(field, item, set));
     if (comma == std::string_view::npos) return Status::Ok();
     begin = comma + 1;
@@ -455,9 +437,9 @@ Status ParseDayOfMonth(std::string_view text, CronSpec* spec) {
     const std::string_view n = text.substr(2);
     const long value = AllDigits(n) ? SmallNumber(n) : -2;
     if (value == -2)
-      return FieldError(field, Quote(text) + ": expected L-n, n a number of days before the last");
+      return FieldError(field, QuoteForError(text) + ": expected L-n, n a number of days before the last");
     if (value < 0 || value > 30)
-      return FieldError(field, Quote(text) + ": the offset from the last day must be 0-30");
+      return FieldError(field, QuoteForError(text) + ": the offset from the last day must be 0-30");
     spec->day_rule = DayRule::kDomLast;
     spec->arg = static_cast<int>(value);
     return Status::Ok();
@@ -483,16 +465,16 @@ Status ParseDayOfWeek(std::string_view text, CronSpec* spec) {
   if (EqualsIgnoreCase(text, "L")) text = "7";  // alone, L is the last day of the week: Saturday
   if (const std::size_t hash = text.find('#'); hash != std::string_view::npos) {
     if (text.find(',') != std::string_view::npos) {
-      return FieldError(field, Quote(text) + ": n#k must stand alone (only one n#k expression is allowed)");
+      return FieldError(field, QuoteForError(text) + ": n#k must stand alone (only one n#k expression is allowed)");
     }
     const std::string_view day_text = text.substr(0, hash);
     const std::string_view nth_text = text.substr(hash + 1);
-    if (day_text.empty()) return FieldError(field, Quote(text) + ": missing the day before '#'");
+    if (day_text.empty()) return FieldError(field, QuoteForError(text) + ": missing the day before '#'");
     StatusOr<int> day = ParseValue(field, day_text, text);
     if (!day.ok()) return day.status();
-    if (!AllDigits(nth_text)) return FieldError(field, Quote(text) + ": expected a number 1-5 after '#'");
+    if (!AllDigits(nth_text)) return FieldError(field, QuoteForError(text) + ": expected a number 1-5 after '#'");
     const long nth = SmallNumber(nth_text);
-    if (nth < 1 || nth > 5) return FieldError(field, Quote(text) + ": the occurrence after '#' must be 1-5");
+    if (nth < 1 || nth > 5) return FieldError(field, QuoteForError(text) + ": the occurrence after '#' must be 1-5");
     spec->day_rule = DayRule::kDowNth;
     spec->weekday = *day - 1;
     spec->arg = static_cast<int>(nth);
@@ -574,15 +556,15 @@ StatusOr<RateSpec> ParseRate(std::string_view body) {
   const std::vector<std::string_view> parts = SplitSpace(body);
   if (parts.size() != 2) {
     return InvalidArgumentError("rate: expected rate(value unit), e.g. rate(5 minutes), got " +
-                                Quote("rate(" + std::string(body) + ")"));
+                                QuoteForError("rate(" + std::string(body) + ")"));
   }
   const std::string_view value_text = parts[0];
   const std::string_view unit = parts[1];
   if (!AllDigits(value_text)) {
-    return InvalidArgumentError("rate: value must be a whole number of at least 1, got " + Quote(value_text));
+    return InvalidArgumentError("rate: value must be a whole number of at least 1, got " + QuoteForError(value_text));
   }
   const long value = SmallNumber(value_text);
-  if (value == 0) return InvalidArgumentError("rate: value must be at least 1, got " + Quote(value_text));
+  if (value == 0) return InvalidArgumentError("rate: value must be at least 1, got " + QuoteForError(value_text));
 
   struct Unit {
     std::string_view singular, plural;
@@ -604,7 +586,7 @@ StatusOr<RateSpec> ParseRate(std::string_view body) {
     }
     return RateSpec{std::chrono::duration_cast<system_clock::duration>(seconds{value * u.seconds})};
   }
-  return InvalidArgumentError("rate: unit must be minute(s), hour(s) or day(s), got " + Quote(unit));
+  return InvalidArgumentError("rate: unit must be minute(s), hour(s) or day(s), got " + QuoteForError(unit));
 }
 
 // ---- at ----
@@ -612,7 +594,7 @@ StatusOr<RateSpec> ParseRate(std::string_view body) {
 StatusOr<local_seconds> ParseAtWall(std::string_view body) {
   const auto bad_format = [&] {
     return InvalidArgumentError("at: expected at(yyyy-mm-ddThh:mm:ss), got " +
-                                Quote("at(" + std::string(body) + ")"));
+                                QuoteForError("at(" + std::string(body) + ")"));
   };
   constexpr std::string_view kPattern = "dddd-dd-ddTdd:dd:dd";
   if (body.size() != kPattern.size()) return bad_format();
@@ -693,15 +675,15 @@ StatusOr<Schedule> Schedule::Parse(std::string_view expression, const ScheduleOp
     kind = Kind::kAt;
   } else {
     return InvalidArgumentError("schedule expression must be rate(...), cron(...) or at(...), got " +
-                                Quote(text));
+                                QuoteForError(text));
   }
   const std::string name(keyword);
   if (open == std::string_view::npos)
-    return InvalidArgumentError(name + ": missing '(' after " + Quote(keyword));
-  if (text.back() != ')') return InvalidArgumentError(name + ": missing ')' at the end of " + Quote(text));
+    return InvalidArgumentError(name + ": missing '(' after " + QuoteForError(keyword));
+  if (text.back() != ')') return InvalidArgumentError(name + ": missing ')' at the end of " + QuoteForError(text));
   const std::string_view body = text.substr(open + 1, text.size() - open - 2);
   if (body.find_first_of("()") != std::string_view::npos) {
-    return InvalidArgumentError(name + ": unexpected parenthesis inside " + Quote(text));
+    return InvalidArgumentError(name + ": unexpected parenthesis inside " + QuoteForError(text));
   }
 
   std::optional<RateSpec> rate;

@@ -124,7 +124,10 @@ StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(std::vector<JobConfig> jo
                                                        Clock& clock, std::shared_ptr<spdlog::logger> logger,
                                                        SchedulerOptions options) {
   if (!logger) logger = NullLogger();
-  const time_point start = std::chrono::floor<std::chrono::seconds>(clock.WallNow());
+  // Schedules work in whole seconds. Rounding up makes a rate() job's first fire (at start-up, as
+  // AWS fires one "immediately" on creation) happen within a second, on time, rather than
+  // "late" by the fraction of a second that had already passed.
+  const time_point start = std::chrono::ceil<std::chrono::seconds>(clock.WallNow());
   std::map<std::string, time_point> last_fired = LoadState(options.state_file, *logger);
   std::vector<Job> scheduled;
   scheduled.reserve(jobs.size());

@@ -1,8 +1,8 @@
 // Scheduler: the producer daemon (`taskpipe produce`). It fires every job that has a schedule at
 // the schedule's instants, through a Producer it owns, and fires jobs on demand (`--once`).
 //
-// Timing. Each job's Schedule is parsed once, with created_at = the scheduler's start time (whole
-// seconds), so a rate() job fires at start-up and every N after — unless the state file remembers
+// Timing. Each job's Schedule is parsed once, with created_at = the scheduler's start time
+// (rounded up to a whole second), so a rate() job fires at start-up and every N after — unless the state file remembers
 // the job's last fire, which then anchors the rate so that restarts neither add fires nor push the
 // next one back. The thread sleeps until the earliest next fire, with no polling; the wall-clock
 // deadline becomes a steady one (Clock::Now() + (next - WallNow())) and is re-evaluated after every

@@ -42,7 +42,21 @@ case "$mode" in
     ;;
 esac
 
+# The SQS integration tests talk to a real SQS server on loopback: moto_server (both protocols, long
+# polling, visibility, delays, redrive). It runs for the duration of this script and is stopped on exit.
+moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+moto_log="$(mktemp -t taskpipe-moto.XXXXXX.log)"
+moto_server -H 127.0.0.1 -p "$moto_port" >"$moto_log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null; rm -f "$moto_log"' EXIT
+export TASKPIPE_TEST_SQS_ENDPOINT="http://127.0.0.1:$moto_port"
+
 cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DCMAKE_COMPILE_WARNING_AS_ERROR=ON "${extra[@]}" >/dev/null
 cmake --build "$dir"
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "$TASKPIPE_TEST_SQS_ENDPOINT/" && break
+  kill -0 "$moto_pid" 2>/dev/null || { echo "moto_server did not start:" >&2; cat "$moto_log" >&2; exit 1; }
+  sleep 0.1
+done
 ctest --test-dir "$dir" --output-on-failure --timeout 300 -j "$(nproc)"
 echo "test.sh${mode:+ $mode}: all tests passed"

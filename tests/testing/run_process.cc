@@ -9,6 +9,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 extern char** environ;
 
@@ -123,6 +126,106 @@ ProcessResult RunTaskpipe(const std::vector<std::string>& args, const ProcessOpt
   ProcessOptions with_cwd = options;
   if (with_cwd.cwd.empty()) with_cwd.cwd = TASKPIPE_SOURCE_DIR;
   return RunProcess(argv, with_cwd);
+}
+
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, const ProcessOptions& options,
+                                     std::string out_path, std::string err_path)
+    : out_path_(std::move(out_path)), err_path_(std::move(err_path)) {
+  std::vector<std::string> env_strings = BuildEnv(options);
+  std::vector<char*> env_ptrs;
+  for (std::string& s : env_strings) env_ptrs.push_back(s.data());
+  env_ptrs.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> arg_ptrs;
+  for (std::string& s : args) arg_ptrs.push_back(s.data());
+  arg_ptrs.push_back(nullptr);
+  const int out_fd = open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err_fd = open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (out_fd < 0 || err_fd < 0 || null_fd < 0) return;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(null_fd, 0);
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    // The test binary may block signals in some threads; the child starts with none blocked.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0) _exit(126);
+    execve(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());
+    _exit(127);
+  }
+  close(out_fd);
+  close(err_fd);
+  close(null_fd);
+  pid_ = pid;
+}
+
+BackgroundProcess::~BackgroundProcess() {
+  if (pid_ > 0 && !reaped_) {
+    kill(pid_, SIGKILL);
+    Wait(10000);
+  }
+}
+
+void BackgroundProcess::Signal(int signal) {
+  if (pid_ > 0 && !reaped_) kill(pid_, signal);
+}
+
+bool BackgroundProcess::Wait(int timeout_ms) {
+  if (pid_ <= 0) return false;
+  if (reaped_) return true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      reaped_ = true;
+      if (WIFEXITED(status)) exit_code_ = WEXITSTATUS(status);
+      if (WIFSIGNALED(status)) signal_ = WTERMSIG(status);
+      return true;
+    }
+    if (r < 0 && errno != EINTR) return false;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+namespace {
+std::string ReadWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+}  // namespace
+
+std::string BackgroundProcess::Out() const { return ReadWhole(out_path_); }
+std::string BackgroundProcess::Err() const { return ReadWhole(err_path_); }
+
+std::unique_ptr<BackgroundProcess> StartTaskpipe(const std::vector<std::string>& args, const ProcessOptions& options,
+                                                 const std::string& out_path, const std::string& err_path) {
+  return StartBinary(TASKPIPE_BINARY, args, options, out_path, err_path);
+}
+
+std::unique_ptr<BackgroundProcess> StartBinary(const std::string& binary, const std::vector<std::string>& args,
+                                               const ProcessOptions& options, const std::string& out_path,
+                                               const std::string& err_path) {
+  std::vector<std::string> argv = {binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  ProcessOptions with_cwd = options;
+  if (with_cwd.cwd.empty()) with_cwd.cwd = TASKPIPE_SOURCE_DIR;
+  return std::make_unique<BackgroundProcess>(argv, with_cwd, out_path, err_path);
+}
+
+bool WaitUntilTrue(const std::function<bool()>& done, int timeout_ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    if (done()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 }  // namespace taskpipe::testing

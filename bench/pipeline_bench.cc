@@ -1,0 +1,303 @@
+// The consumer pool end to end on the in-memory queue: tasks/s and send->handler-start latency with
+// an in-process no-op handler at 1, 4 and 16 workers; the exec handler's tasks/s with /bin/true;
+// the resident memory of an idle taskpipe process with 16 workers.
+//
+// Baseline, measured in the same run: the bare queue work a consumer cannot avoid (ReceiveMessage
+// of 10, then DeleteMessageBatch of 10, on one thread, no handler, no threads handing over), on the
+// same pre-filled queue size. pipeline_vs_bare_queue = consumer tasks/s / bare queue messages/s.
+//
+// Prints a table, then `name: value` lines:
+//   pipeline_tasks_per_sec     best of the three worker counts (no-op handler)
+//   pipeline_p99_ms            send->handler-start p99 at half that rate (16 workers)
+//   exec_tasks_per_sec         exec handler running /bin/true (8 workers)
+//   idle_rss_mib               VmRSS of `taskpipe run` with 16 workers and nothing due, after 2 s
+//   bare_queue_msgs_per_sec, pipeline_vs_bare_queue
+// Targets: >= 100,000 no-op tasks/s, p99 <= 2 ms at half that rate, idle RSS <= 20 MiB.
+// Usage: pipeline_bench [--tasks N] [--taskpipe PATH]   (PATH: the taskpipe binary for idle RSS)
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/logging.h"
+#include "config/config.h"
+#include "consumer/consumer.h"
+#include "consumer/handler.h"
+#include "net/curl_http_client.h"
+#include "producer/envelope.h"
+#include "queue/in_memory_queue.h"
+
+namespace taskpipe {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now().time_since_epoch()).count();
+}
+
+// Records handler-start latency (task {"t": send time in steady ns}) and counts runs.
+class NoopHandler final : public Handler {
+ public:
+  HandlerOutcome Run(const HandlerTask& task, std::stop_token) override {
+    if (record_.load(std::memory_order_relaxed) && task.task.is_object() && task.task.contains("t")) {
+      const double ms = static_cast<double>(NowNs() - task.task["t"].get<std::int64_t>()) / 1e6;
+      std::lock_guard<std::mutex> lock(mu_);
+      latencies_ms_.push_back(ms);
+    }
+    done_.fetch_add(1, std::memory_order_relaxed);
+    return {};
+  }
+  std::int64_t done() const { return done_.load(); }
+  void Record(bool on) { record_ = on; }
+  std::vector<double> Latencies() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return latencies_ms_;
+  }
+
+ private:
+  std::atomic<std::int64_t> done_{0};
+  std::atomic<bool> record_{false};
+  std::mutex mu_;
+  std::vector<double> latencies_ms_;
+};
+
+std::string Body(std::int64_t t) {
+  Envelope envelope{.job = "noop",
+                    .task = nlohmann::json{{"t", t}},
+                    .scheduled_at = std::chrono::system_clock::time_point{},
+                    .fired_at = std::chrono::system_clock::time_point{}};
+  return EncodeEnvelope(envelope);
+}
+
+void Fill(Queue& queue, int n) {
+  std::vector<SendBatchEntry> batch;
+  for (int i = 0; i < n; ++i) {
+    batch.push_back({.id = "e" + std::to_string(batch.size()), .message = {.body = Body(0)}});
+    if (batch.size() == 10 || i == n - 1) {
+      if (!queue.SendBatch(batch).ok()) {
+        std::fprintf(stderr, "SendBatch failed\n");
+        std::exit(1);
+      }
+      batch.clear();
+    }
+  }
+}
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[std::min(values.size() - 1, static_cast<std::size_t>(p * static_cast<double>(values.size() - 1) + 0.5))];
+}
+
+ConsumerOptions Options(int workers) {
+  ConsumerOptions options;
+  options.workers = workers;
+  options.pollers = workers >= 8 ? 2 : 1;
+  options.wait_time = std::chrono::seconds(1);
+  options.summary_interval = std::chrono::seconds(0);
+  options.delete_flush_interval = std::chrono::milliseconds(2);
+  return options;
+}
+
+std::unique_ptr<Queue> NewQueue() {
+  InMemoryQueueOptions options;
+  options.visibility_timeout = std::chrono::seconds(300);
+  StatusOr<std::unique_ptr<Queue>> queue = NewInMemoryQueue(options, RealClock());
+  if (!queue.ok()) std::exit(1);
+  return std::move(*queue);
+}
+
+// Pre-fills `tasks` messages, then times the consumer draining them.
+double Throughput(int workers, int tasks, Handler& handler, const std::string& job,
+                  const std::function<std::int64_t()>& done) {
+  std::unique_ptr<Queue> queue = NewQueue();
+  std::vector<SendBatchEntry> batch;
+  for (int i = 0; i < tasks; ++i) {
+    Envelope envelope{.job = job, .task = "x", .scheduled_at = {}, .fired_at = {}};
+    batch.push_back({.id = "e" + std::to_string(batch.size()), .message = {.body = EncodeEnvelope(envelope)}});
+    if (batch.size() == 10 || i == tasks - 1) {
+      (void)queue->SendBatch(batch);
+      batch.clear();
+    }
+  }
+  std::map<std::string, ConsumerJob, std::less<>> jobs;
+  jobs[job] = ConsumerJob{.handler = &handler, .timeout = std::chrono::seconds(60)};
+  const std::int64_t before = done();
+  Consumer consumer(*queue, RealClock(), jobs, nullptr, nullptr, Options(workers));
+  const auto start = SteadyClock::now();
+  consumer.Start();
+  while (done() - before < tasks) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  const double seconds = std::chrono::duration<double>(SteadyClock::now() - start).count();
+  consumer.Stop();
+  return tasks / seconds;
+}
+
+// Sends at `rate` per second for `seconds` (batches of 1, as a scheduler fire of one task would),
+// and returns the handler-start latencies.
+std::vector<double> Latency(int workers, double rate, double seconds) {
+  std::unique_ptr<Queue> queue = NewQueue();
+  NoopHandler handler;
+  handler.Record(true);
+  std::map<std::string, ConsumerJob, std::less<>> jobs;
+  jobs["noop"] = ConsumerJob{.handler = &handler, .timeout = std::chrono::seconds(60)};
+  Consumer consumer(*queue, RealClock(), jobs, nullptr, nullptr, Options(workers));
+  consumer.Start();
+  const int total = static_cast<int>(rate * seconds);
+  const auto start = SteadyClock::now();
+  for (int i = 0; i < total; ++i) {
+    const auto due = start + std::chrono::nanoseconds(static_cast<std::int64_t>(i * 1e9 / rate));
+    while (SteadyClock::now() < due) {
+      if (due - SteadyClock::now() > std::chrono::microseconds(200)) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    (void)queue->Send({.body = Body(NowNs())});
+  }
+  while (handler.done() < total) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  consumer.Stop();
+  return handler.Latencies();
+}
+
+double BareQueue(int messages) {
+  std::unique_ptr<Queue> queue = NewQueue();
+  Fill(*queue, messages);
+  const auto start = SteadyClock::now();
+  int got = 0;
+  while (got < messages) {
+    StatusOr<std::vector<ReceivedMessage>> received = queue->Receive({.max_messages = 10});
+    if (!received.ok() || received->empty()) break;
+    std::vector<DeleteBatchEntry> deletes;
+    for (const ReceivedMessage& m : *received) {
+      deletes.push_back({.id = "d" + std::to_string(deletes.size()), .receipt_handle = m.receipt_handle});
+    }
+    (void)queue->DeleteBatch(deletes);
+    got += static_cast<int>(received->size());
+  }
+  return got / std::chrono::duration<double>(SteadyClock::now() - start).count();
+}
+
+double ExecThroughput(int tasks) {
+  HandlerConfig config;
+  config.type = "exec";
+  config.command = {"/bin/true"};
+  StatusOr<std::unique_ptr<HttpClient>> http = NewCurlHttpClient();
+  if (!http.ok()) std::exit(1);
+  HandlerDeps deps{.clock = RealClock(), .http = **http, .logger = nullptr};
+  StatusOr<std::unique_ptr<Handler>> exec = HandlerRegistry::WithBuiltins().Create(config, deps);
+  if (!exec.ok()) {
+    std::fprintf(stderr, "%s\n", exec.status().ToString().c_str());
+    std::exit(1);
+  }
+  // Count through a wrapper.
+  struct Counting final : Handler {
+    Handler* inner;
+    std::atomic<std::int64_t> done{0};
+    HandlerOutcome Run(const HandlerTask& task, std::stop_token stop) override {
+      HandlerOutcome outcome = inner->Run(task, stop);
+      if (!outcome.status.ok()) std::fprintf(stderr, "exec failed: %s\n", outcome.status.ToString().c_str());
+      done.fetch_add(1);
+      return outcome;
+    }
+  } counting;
+  counting.inner = exec->get();
+  return Throughput(8, tasks, counting, "exec", [&] { return counting.done.load(); });
+}
+
+double IdleRssMib(const std::string& taskpipe) {
+  if (taskpipe.empty() || access(taskpipe.c_str(), X_OK) != 0) return -1;
+  char dir[] = "/tmp/taskpipe-bench-XXXXXX";
+  if (mkdtemp(dir) == nullptr) return -1;
+  const std::string config = std::string(dir) + "/idle.json";
+  std::ofstream(config) << R"json({"consumer": {"workers": 16},
+    "jobs": [{"name": "later", "schedule": "cron(0 0 1 1 ? 2199)", "tasks": ["x"]}]})json";
+  pid_t pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stderr);
+    execl(taskpipe.c_str(), taskpipe.c_str(), "run", "--config", config.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  double mib = -1;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) mib = std::atof(line.c_str() + 6) / 1024.0;
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  std::remove(config.c_str());
+  rmdir(dir);
+  return mib;
+}
+
+int Main(int argc, char** argv) {
+  int tasks = 200000;
+  std::string taskpipe;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--tasks") == 0 && i + 1 < argc) {
+      tasks = std::atoi(argv[++i]);
+    } else if (std::strcmp(argv[i], "--taskpipe") == 0 && i + 1 < argc) {
+      taskpipe = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: %s [--tasks N] [--taskpipe PATH]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (taskpipe.empty()) {
+    // Beside this binary, as the build lays it out.
+    std::string self = argv[0];
+    const std::size_t slash = self.rfind('/');
+    taskpipe = (slash == std::string::npos ? std::string(".") : self.substr(0, slash)) + "/taskpipe";
+  }
+
+  const double bare = BareQueue(tasks);
+  std::printf("%-34s %14s %10s %10s\n", "case", "tasks/s", "p50 ms", "p99 ms");
+  std::printf("%-34s %14.0f\n", "bare queue receive+delete, 1 thread", bare);
+  double best = 0;
+  for (int workers : {1, 4, 16}) {
+    NoopHandler handler;
+    const double per_second = Throughput(workers, tasks, handler, "noop", [&] { return handler.done(); });
+    best = std::max(best, per_second);
+    std::printf("%-34s %14.0f\n", ("no-op handler, " + std::to_string(workers) + " workers").c_str(), per_second);
+  }
+  const double rate = best / 2;
+  std::vector<double> latencies = Latency(16, rate, 2.0);
+  const double p50 = Percentile(latencies, 0.5), p99 = Percentile(latencies, 0.99);
+  std::printf("%-34s %14.0f %10.3f %10.3f\n", "send->start at half rate, 16 wkrs", rate, p50, p99);
+  const double exec = ExecThroughput(2000);
+  std::printf("%-34s %14.0f\n", "exec /bin/true, 8 workers", exec);
+  const double rss = IdleRssMib(taskpipe);
+
+  std::printf("pipeline_tasks_per_sec: %.0f\n", best);
+  std::printf("pipeline_p50_ms: %.3f\n", p50);
+  std::printf("pipeline_p99_ms: %.3f\n", p99);
+  std::printf("exec_tasks_per_sec: %.0f\n", exec);
+  if (rss >= 0) {
+    std::printf("idle_rss_mib: %.1f\n", rss);
+  } else {
+    std::printf("idle_rss_mib: unknown (no taskpipe binary at %s; pass --taskpipe PATH)\n", taskpipe.c_str());
+  }
+  std::printf("bare_queue_msgs_per_sec: %.0f\n", bare);
+  std::printf("pipeline_vs_bare_queue: %.2f\n", best / bare);
+  std::printf("targets: tasks/s >= 100000 (%s), p99 <= 2 ms (%s), idle RSS <= 20 MiB (%s)\n",
+              best >= 100000 ? "met" : "missed", p99 <= 2.0 ? "met" : "missed",
+              rss < 0 ? "not measured" : rss <= 20 ? "met" : "missed");
+  return 0;
+}
+
+}  // namespace
+}  // namespace taskpipe
+
+int main(int argc, char** argv) { return taskpipe::Main(argc, argv); }

@@ -1,0 +1,32 @@
+// The SQS server the integration tests talk to: moto_server on loopback, started by
+// scripts/test.sh, which exports TASKPIPE_TEST_SQS_ENDPOINT. Plus boto3 (tests/testing/sqs_tool.py)
+// as an independent client to create queues and to check what taskpipe put on them.
+#ifndef TASKPIPE_TESTS_TESTING_SQS_SERVER_H_
+#define TASKPIPE_TESTS_TESTING_SQS_SERVER_H_
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace taskpipe::testing {
+
+// TASKPIPE_TEST_SQS_ENDPOINT, or "" after recording a test failure that says to run the tests
+// through scripts/test.sh (the tests do not skip: a missing server is a failure).
+std::string SqsTestEndpoint();
+
+// A queue name unique to this process and call: "<prefix>-<pid>-<n>" (+ ".fifo" when fifo).
+std::string UniqueQueueName(const std::string& prefix, bool fifo = false);
+
+// Creates a queue with boto3; returns its URL, or "" after recording a test failure.
+// `attributes`: "VisibilityTimeout=1", "FifoQueue=true", ...
+std::string CreateTestQueue(const std::string& name, const std::vector<std::string>& attributes = {});
+
+// Receives and deletes every message on `url` with boto3, waiting up to `seconds` for more when
+// `seconds` > 0 (else until the first empty receive). Each element: {"body", "attributes",
+// "message_attributes"}.
+std::vector<nlohmann::json> DrainWithBoto3(const std::string& url, double seconds = 0);
+
+}  // namespace taskpipe::testing
+
+#endif  // TASKPIPE_TESTS_TESTING_SQS_SERVER_H_

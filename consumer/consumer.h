@@ -176,6 +176,7 @@ class Consumer {
 
   // Graceful shutdown as described above. Blocks until done: about shutdown_grace plus the time
   // the interrupted handlers take to return, plus a flush. Idempotent.
+  // REQUIRES: not called from a handler or from on_result (it waits for them to return).
   void Stop();
   // Immediate shutdown (second signal): see above. Returns promptly. Idempotent.
   void StopNow();

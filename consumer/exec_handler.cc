@@ -168,7 +168,8 @@ Status SpawnError(int err, const HandlerConfig& config) {
   if (!config.cwd.empty() && (err == ENOENT || err == ENOTDIR || err == EACCES)) {
     struct stat st {};
     if (::stat(config.cwd.c_str(), &st) != 0) {
-      return NotFoundError("cwd does not exist: " + QuoteForError(config.cwd) + " (" + ErrnoText(errno) + ")");
+      return NotFoundError("cwd does not exist: " + QuoteForError(config.cwd) + " (" + ErrnoText(errno) +
+                           ")");
     }
     if (!S_ISDIR(st.st_mode)) return NotFoundError("cwd is not a directory: " + QuoteForError(config.cwd));
     if (::access(config.cwd.c_str(), X_OK) != 0) {
@@ -243,7 +244,8 @@ HandlerOutcome ExecHandler::Run(const HandlerTask& task, std::stop_token stop) {
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return {InternalError("pipe: " + ErrnoText(errno)), ""};
   Fd output_read(out_pipe[0]);
   Fd output_write(out_pipe[1]);
-  if (::fcntl(stdin_write.get(), F_SETFL, O_NONBLOCK) != 0 || ::fcntl(output_read.get(), F_SETFL, O_NONBLOCK) != 0) {
+  if (::fcntl(stdin_write.get(), F_SETFL, O_NONBLOCK) != 0 ||
+      ::fcntl(output_read.get(), F_SETFL, O_NONBLOCK) != 0) {
     return {InternalError("fcntl: " + ErrnoText(errno)), ""};
   }
 
@@ -347,7 +349,8 @@ HandlerOutcome ExecHandler::Run(const HandlerTask& task, std::stop_token stop) {
 
     // Sleep until the next thing that needs us: output, room in stdin, the child's exit, a stop
     // request, or the next deadline (computed from clock_; poll() itself needs real time).
-    Clock::duration wait = pidfd.valid() ? Clock::duration(kMaxPollInterval) : Clock::duration(kNoPidfdPollInterval);
+    Clock::duration wait =
+        pidfd.valid() ? Clock::duration(kMaxPollInterval) : Clock::duration(kNoPidfdPollInterval);
     if (stop_reason == StopReason::kNone) {
       wait = std::min(wait, task.deadline - now);
     } else if (!killed) {
@@ -423,7 +426,8 @@ HandlerOutcome ExecHandler::Run(const HandlerTask& task, std::stop_token stop) {
   if (!internal_error.ok()) {
     outcome.status = internal_error;
   } else if (stop_reason != StopReason::kNone) {
-    std::string message = stop_reason == StopReason::kDeadline ? TimeoutText(task.deadline - start) : "cancelled";
+    std::string message =
+        stop_reason == StopReason::kDeadline ? TimeoutText(task.deadline - start) : "cancelled";
     message += killed ? "; killed with SIGKILL after " + FormatDuration(options_.kill_grace) + " grace"
                       : "; stopped with SIGTERM";
     outcome.status = stop_reason == StopReason::kDeadline ? DeadlineExceededError(std::move(message))
@@ -435,14 +439,15 @@ HandlerOutcome ExecHandler::Run(const HandlerTask& task, std::stop_token stop) {
     if (code == 127 && output.total_bytes() == 0) {
       // What a C library that reports exec failures as exit status 127 looks like (older glibc;
       // also what a shell says for a command it cannot find, minus its message).
-      outcome.status = NotFoundError("command not found: " + QuoteForError(config_.command[0]) + " (exit status 127)");
+      outcome.status =
+          NotFoundError("command not found: " + QuoteForError(config_.command[0]) + " (exit status 127)");
     } else if (code != 0) {
       outcome.status = Status(StatusCode::kUnknown, "exit status " + std::to_string(code));
     }
   } else if (WIFSIGNALED(wait_status)) {
     const int sig = WTERMSIG(wait_status);
-    outcome.status =
-        Status(StatusCode::kUnknown, "killed by signal " + std::to_string(sig) + " (" + SignalName(sig) + ")");
+    outcome.status = Status(StatusCode::kUnknown,
+                            "killed by signal " + std::to_string(sig) + " (" + SignalName(sig) + ")");
   } else {
     outcome.status = Status(StatusCode::kUnknown, "unexpected wait status " + std::to_string(wait_status));
   }
@@ -451,21 +456,24 @@ HandlerOutcome ExecHandler::Run(const HandlerTask& task, std::stop_token stop) {
 }
 
 bool ValidEnvName(std::string_view name) {
-  return !name.empty() && name.find('=') == std::string_view::npos && name.find('\0') == std::string_view::npos;
+  return !name.empty() && name.find('=') == std::string_view::npos &&
+         name.find('\0') == std::string_view::npos;
 }
 
 }  // namespace
 
 StatusOr<std::unique_ptr<Handler>> NewExecHandler(const HandlerConfig& config, const HandlerDeps& deps,
                                                   const ExecHandlerOptions& options) {
-  if (config.command.empty()) return InvalidArgumentError("exec handler: command is empty (give an argv array)");
+  if (config.command.empty())
+    return InvalidArgumentError("exec handler: command is empty (give an argv array)");
   for (std::size_t i = 0; i < config.command.size(); ++i) {
     if (config.command[i].find('\0') != std::string::npos) {
       return InvalidArgumentError("exec handler: command[" + std::to_string(i) + "] holds a NUL byte");
     }
   }
   if (config.command[0].empty()) return InvalidArgumentError("exec handler: command[0] is empty");
-  if (config.cwd.find('\0') != std::string::npos) return InvalidArgumentError("exec handler: cwd holds a NUL byte");
+  if (config.cwd.find('\0') != std::string::npos)
+    return InvalidArgumentError("exec handler: cwd holds a NUL byte");
   for (const auto& [name, value] : config.env) {
     if (!ValidEnvName(name)) {
       return InvalidArgumentError("exec handler: env: invalid variable name " + QuoteForError(name));
@@ -479,7 +487,8 @@ StatusOr<std::unique_ptr<Handler>> NewExecHandler(const HandlerConfig& config, c
     return InvalidArgumentError("exec handler: timeout must be positive, got " +
                                 FormatDuration(std::chrono::duration_cast<milliseconds>(config.timeout)));
   }
-  if (options.kill_grace < milliseconds(0)) return InvalidArgumentError("exec handler: kill_grace must be >= 0");
+  if (options.kill_grace < milliseconds(0))
+    return InvalidArgumentError("exec handler: kill_grace must be >= 0");
   return std::unique_ptr<Handler>(std::make_unique<ExecHandler>(config, deps.clock, options));
 }
 

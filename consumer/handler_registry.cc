@@ -45,8 +45,8 @@ StatusOr<std::unique_ptr<Handler>> HandlerRegistry::Create(const HandlerConfig& 
       known += name;
     }
     if (known.empty()) known = "none registered";
-    return InvalidArgumentError("unknown handler type " + QuoteForError(config.type) + " (known types: " + known +
-                                ")");
+    return InvalidArgumentError("unknown handler type " + QuoteForError(config.type) +
+                                " (known types: " + known + ")");
   }
   StatusOr<std::unique_ptr<Handler>> handler = it->second(config, deps);
   // A factory that "succeeds" with a null handler would crash the first worker that runs it.

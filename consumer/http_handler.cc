@@ -36,7 +36,9 @@ bool IsToken(std::string_view text) {
   });
 }
 
-bool HasLineBreakOrNul(std::string_view text) { return text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos; }
+bool HasLineBreakOrNul(std::string_view text) {
+  return text.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
 
 // Header values we make from message data: no byte that could end a header line.
 std::string HeaderSafe(std::string_view text) {
@@ -70,14 +72,16 @@ std::vector<std::string> UrlSecrets(std::string_view url) {
   const std::size_t host_start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
   const std::size_t host_end = std::min(url.find_first_of("/?#", host_start), url.size());
   const std::string_view authority = url.substr(host_start, host_end - host_start);
-  if (std::size_t at = authority.rfind('@'); at != std::string_view::npos) out.emplace_back(authority.substr(0, at));
+  if (std::size_t at = authority.rfind('@'); at != std::string_view::npos)
+    out.emplace_back(authority.substr(0, at));
   if (host_end < url.size()) out.emplace_back(url.substr(host_end));
   return out;
 }
 
 class HttpHandler final : public Handler {
  public:
-  HttpHandler(const HandlerConfig& config, const HandlerDeps& deps) : config_(config), clock_(deps.clock), http_(deps.http) {
+  HttpHandler(const HandlerConfig& config, const HandlerDeps& deps)
+      : config_(config), clock_(deps.clock), http_(deps.http) {
     bool has_content_type = false;
     for (const auto& [name, value] : config_.headers) {
       if (EqualsNoCase(name, "Content-Type")) has_content_type = true;
@@ -96,9 +100,10 @@ class HttpHandler final : public Handler {
   HandlerOutcome Run(const HandlerTask& task, std::stop_token stop) override {
     if (stop.stop_requested()) return {CancelledError("cancelled before the request was sent"), ""};
     const Clock::duration left = task.deadline - clock_.Now();
-    if (left <= Clock::duration::zero()) return {DeadlineExceededError("timed out before the request was sent"), ""};
-    const milliseconds timeout =
-        std::max(milliseconds(1), std::min<milliseconds>(config_.timeout, std::chrono::floor<milliseconds>(left)));
+    if (left <= Clock::duration::zero())
+      return {DeadlineExceededError("timed out before the request was sent"), ""};
+    const milliseconds timeout = std::max(
+        milliseconds(1), std::min<milliseconds>(config_.timeout, std::chrono::floor<milliseconds>(left)));
 
     HttpRequest request{.method = config_.method, .url = config_.url};
     request.headers = fixed_headers_;
@@ -150,19 +155,24 @@ StatusOr<std::unique_ptr<Handler>> NewHttpHandler(const HandlerConfig& config, c
   // Never quote the URL or a header value here: either may be a secret.
   if (config.url.empty()) return InvalidArgumentError("http handler: url is empty");
   const std::size_t scheme_end = config.url.find("://");
-  const std::string_view scheme =
-      scheme_end == std::string::npos ? std::string_view() : std::string_view(config.url).substr(0, scheme_end);
+  const std::string_view scheme = scheme_end == std::string::npos
+                                      ? std::string_view()
+                                      : std::string_view(config.url).substr(0, scheme_end);
   if (!EqualsNoCase(scheme, "http") && !EqualsNoCase(scheme, "https")) {
     return InvalidArgumentError("http handler: url must start with http:// or https://");
   }
   const std::string_view rest = std::string_view(config.url).substr(scheme_end + 3);
-  if (rest.empty() || rest.find_first_of("/?#") == 0) return InvalidArgumentError("http handler: url has no host");
-  if (HasLineBreakOrNul(config.url)) return InvalidArgumentError("http handler: url holds a line break or NUL byte");
+  if (rest.empty() || rest.find_first_of("/?#") == 0)
+    return InvalidArgumentError("http handler: url has no host");
+  if (HasLineBreakOrNul(config.url))
+    return InvalidArgumentError("http handler: url holds a line break or NUL byte");
   if (!IsToken(config.method)) {
-    return InvalidArgumentError("http handler: method " + QuoteForError(config.method) + " is not an HTTP method");
+    return InvalidArgumentError("http handler: method " + QuoteForError(config.method) +
+                                " is not an HTTP method");
   }
   for (const auto& [name, value] : config.headers) {
-    if (!IsToken(name)) return InvalidArgumentError("http handler: invalid header name " + QuoteForError(name));
+    if (!IsToken(name))
+      return InvalidArgumentError("http handler: invalid header name " + QuoteForError(name));
     if (HasLineBreakOrNul(value)) {
       return InvalidArgumentError("http handler: headers." + name + ": value holds a line break or NUL byte");
     }

@@ -44,7 +44,9 @@ using namespace std::chrono_literals;
 // The exec handler never sends HTTP.
 class NoHttpClient final : public HttpClient {
  public:
-  StatusOr<HttpResponse> Send(const HttpRequest&) override { return UnavailableError("no HTTP in this test"); }
+  StatusOr<HttpResponse> Send(const HttpRequest&) override {
+    return UnavailableError("no HTTP in this test");
+  }
   void Shutdown() override {}
 };
 
@@ -57,7 +59,8 @@ class TempDir {
  public:
   TempDir() {
     const char* base = std::getenv("TMPDIR");
-    std::string templ = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/exec_handler_test.XXXXXX";
+    std::string templ =
+        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/exec_handler_test.XXXXXX";
     char* made = ::mkdtemp(templ.data());
     EXPECT_NE(made, nullptr) << "mkdtemp: " << errno;
     char* real = ::realpath(templ.c_str(), nullptr);
@@ -78,7 +81,8 @@ class ExecHandlerTest : public ::testing::Test {
  protected:
   HandlerDeps Deps(Clock& clock) { return HandlerDeps{clock, http_, NullLogger()}; }
 
-  std::unique_ptr<Handler> Make(HandlerConfig config, ExecHandlerOptions options = {}, Clock* clock = nullptr) {
+  std::unique_ptr<Handler> Make(HandlerConfig config, ExecHandlerOptions options = {},
+                                Clock* clock = nullptr) {
     config.type = "exec";
     StatusOr<std::unique_ptr<Handler>> handler =
         NewExecHandler(config, Deps(clock != nullptr ? *clock : RealClock()), options);
@@ -185,8 +189,10 @@ TEST_F(ExecHandlerTest, RejectsBadConfigs) {
   };
   EXPECT_THAT(error({.type = "exec"}), HasSubstr("command is empty"));
   EXPECT_THAT(error({.type = "exec", .command = {""}}), HasSubstr("command[0] is empty"));
-  EXPECT_THAT(error({.type = "exec", .command = {"true"}, .timeout = 0s}), HasSubstr("timeout must be positive"));
-  EXPECT_THAT(error({.type = "exec", .command = {"true"}, .env = {{"A=B", "x"}}}), HasSubstr("invalid variable name"));
+  EXPECT_THAT(error({.type = "exec", .command = {"true"}, .timeout = 0s}),
+              HasSubstr("timeout must be positive"));
+  EXPECT_THAT(error({.type = "exec", .command = {"true"}, .env = {{"A=B", "x"}}}),
+              HasSubstr("invalid variable name"));
   EXPECT_THAT(error({.type = "exec", .command = {"true", std::string("a\0b", 3)}}), HasSubstr("command[1]"));
 }
 
@@ -213,8 +219,9 @@ TEST_F(ExecHandlerTest, TaskpipeVariablesAreInTheEnvironment) {
   HandlerOutcome outcome = handler->Run(Task("\"Hello from taskpipe #1\""), {});
   EXPECT_TRUE(outcome.status.ok()) << outcome.status.ToString();
   const char* path = std::getenv("PATH");
-  EXPECT_EQ(outcome.output, std::string("hello|\"Hello from taskpipe #1\"|1f3c9a2e-0000-4000-8000-000000000001|2|") +
-                                (path != nullptr ? path : ""));
+  EXPECT_EQ(outcome.output,
+            std::string("hello|\"Hello from taskpipe #1\"|1f3c9a2e-0000-4000-8000-000000000001|2|") +
+                (path != nullptr ? path : ""));
 }
 
 TEST_F(ExecHandlerTest, ConfiguredEnvironmentWins) {
@@ -484,7 +491,8 @@ TEST_F(ExecHandlerTest, ConcurrentRunsFromManyThreads) {
           HandlerTask task = Task("{\"n\":" + std::to_string(i) + "}");
           task.receive_count = round;
           outcomes[i] = echo->Run(task, {});
-          if (outcomes[i].output != "{\"n\":" + std::to_string(i) + "} " + std::to_string(round) + "\n") return;
+          if (outcomes[i].output != "{\"n\":" + std::to_string(i) + "} " + std::to_string(round) + "\n")
+            return;
         }
       }
     });

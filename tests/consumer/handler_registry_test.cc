@@ -22,7 +22,9 @@ using namespace std::chrono_literals;
 
 class NoHttpClient final : public HttpClient {
  public:
-  StatusOr<HttpResponse> Send(const HttpRequest&) override { return UnavailableError("no HTTP in this test"); }
+  StatusOr<HttpResponse> Send(const HttpRequest&) override {
+    return UnavailableError("no HTTP in this test");
+  }
   void Shutdown() override {}
 };
 
@@ -64,21 +66,26 @@ TEST_F(HandlerRegistryTest, BuiltinsAreRegistered) {
 
 TEST_F(HandlerRegistryTest, UnknownTypeNamesTheKnownOnes) {
   HandlerRegistry registry = HandlerRegistry::WithBuiltins();
-  registry.Register("custom", [](const HandlerConfig&, const HandlerDeps&) -> StatusOr<std::unique_ptr<Handler>> {
-    return std::unique_ptr<Handler>(std::make_unique<GreetingHandler>("hi"));
-  });
+  registry.Register("custom",
+                    [](const HandlerConfig&, const HandlerDeps&) -> StatusOr<std::unique_ptr<Handler>> {
+                      return std::unique_ptr<Handler>(std::make_unique<GreetingHandler>("hi"));
+                    });
   StatusOr<std::unique_ptr<Handler>> handler = registry.Create({.type = "exce"}, Deps());
   ASSERT_FALSE(handler.ok());
   EXPECT_EQ(handler.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(handler.status().message(), "unknown handler type \"exce\" (known types: custom, exec, http, log)");
+  EXPECT_EQ(handler.status().message(),
+            "unknown handler type \"exce\" (known types: custom, exec, http, log)");
 }
 
 TEST_F(HandlerRegistryTest, CustomTypeIsCreatedWithItsOptions) {
   HandlerRegistry registry = HandlerRegistry::WithBuiltins();
-  registry.Register("greet", [](const HandlerConfig& config, const HandlerDeps&) -> StatusOr<std::unique_ptr<Handler>> {
-    if (!config.options.contains("greeting")) return InvalidArgumentError("greet handler: options.greeting is missing");
-    return std::unique_ptr<Handler>(std::make_unique<GreetingHandler>(config.options["greeting"].get<std::string>()));
-  });
+  registry.Register(
+      "greet", [](const HandlerConfig& config, const HandlerDeps&) -> StatusOr<std::unique_ptr<Handler>> {
+        if (!config.options.contains("greeting"))
+          return InvalidArgumentError("greet handler: options.greeting is missing");
+        return std::unique_ptr<Handler>(
+            std::make_unique<GreetingHandler>(config.options["greeting"].get<std::string>()));
+      });
   EXPECT_THAT(registry.Names(), ElementsAre("exec", "greet", "http", "log"));
 
   StatusOr<std::unique_ptr<Handler>> handler =
@@ -96,9 +103,10 @@ TEST_F(HandlerRegistryTest, CustomTypeIsCreatedWithItsOptions) {
 
 TEST_F(HandlerRegistryTest, RegisterReplacesAType) {
   HandlerRegistry registry = HandlerRegistry::WithBuiltins();
-  registry.Register("log", [](const HandlerConfig&, const HandlerDeps&) -> StatusOr<std::unique_ptr<Handler>> {
-    return std::unique_ptr<Handler>(std::make_unique<GreetingHandler>("replaced"));
-  });
+  registry.Register("log",
+                    [](const HandlerConfig&, const HandlerDeps&) -> StatusOr<std::unique_ptr<Handler>> {
+                      return std::unique_ptr<Handler>(std::make_unique<GreetingHandler>("replaced"));
+                    });
   StatusOr<std::unique_ptr<Handler>> handler = registry.Create({.type = "log"}, Deps());
   ASSERT_TRUE(handler.ok());
   EXPECT_EQ((*handler)->Run(Task("x"), {}).output, "replaced, x");
@@ -106,9 +114,10 @@ TEST_F(HandlerRegistryTest, RegisterReplacesAType) {
 
 TEST_F(HandlerRegistryTest, FactoryReturningNullIsAnError) {
   HandlerRegistry registry;
-  registry.Register("null", [](const HandlerConfig&, const HandlerDeps&) -> StatusOr<std::unique_ptr<Handler>> {
-    return std::unique_ptr<Handler>();
-  });
+  registry.Register("null",
+                    [](const HandlerConfig&, const HandlerDeps&) -> StatusOr<std::unique_ptr<Handler>> {
+                      return std::unique_ptr<Handler>();
+                    });
   StatusOr<std::unique_ptr<Handler>> handler = registry.Create({.type = "null"}, Deps());
   ASSERT_FALSE(handler.ok());
   EXPECT_EQ(handler.status().code(), StatusCode::kInternal);
@@ -128,15 +137,18 @@ TEST_F(HandlerRegistryTest, BuiltinFactoriesValidate) {
 
 TEST_F(HandlerRegistryTest, LogHandlerLogsOneLineAndReturnsIt) {
   std::ostringstream logged;
-  auto logger = std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(logged));
+  auto logger =
+      std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(logged));
   logger->set_pattern("%l %v");
-  StatusOr<std::unique_ptr<Handler>> handler = HandlerRegistry::WithBuiltins().Create({.type = "log"}, Deps(logger));
+  StatusOr<std::unique_ptr<Handler>> handler =
+      HandlerRegistry::WithBuiltins().Create({.type = "log"}, Deps(logger));
   ASSERT_TRUE(handler.ok());
 
   HandlerOutcome outcome = (*handler)->Run(Task("Hello from taskpipe #1"), {});
   EXPECT_TRUE(outcome.status.ok());
   const std::string line =
-      "job \"hello\" task \"Hello from taskpipe #1\" (message 1f3c9a2e-0000-4000-8000-000000000001, receive 1)";
+      "job \"hello\" task \"Hello from taskpipe #1\" (message 1f3c9a2e-0000-4000-8000-000000000001, receive "
+      "1)";
   EXPECT_EQ(outcome.output, line);
   logger->flush();
   EXPECT_EQ(logged.str(), "info " + line + "\n");
@@ -146,7 +158,8 @@ TEST_F(HandlerRegistryTest, LogHandlerLogsOneLineAndReturnsIt) {
 }
 
 TEST_F(HandlerRegistryTest, LogHandlerWithoutALoggerStillSucceeds) {
-  StatusOr<std::unique_ptr<Handler>> handler = HandlerRegistry::WithBuiltins().Create({.type = "log"}, Deps(nullptr));
+  StatusOr<std::unique_ptr<Handler>> handler =
+      HandlerRegistry::WithBuiltins().Create({.type = "log"}, Deps(nullptr));
   ASSERT_TRUE(handler.ok());
   HandlerTask task = Task("x");
   task.task_json.clear();  // made from `task` when absent

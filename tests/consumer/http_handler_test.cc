@@ -107,7 +107,8 @@ TEST_F(HttpHandlerTest, NoContentIsSuccessAndConfiguredMethodAndContentTypeAreUs
   EXPECT_EQ(request.method, "PUT");
   EXPECT_EQ(request.Header("Content-Type"), "application/vnd.report+json");
   int content_types = 0;
-  for (const auto& [name, value] : request.headers) content_types += (name == "Content-Type" || name == "content-type");
+  for (const auto& [name, value] : request.headers)
+    content_types += (name == "Content-Type" || name == "content-type");
   EXPECT_EQ(content_types, 1);
 }
 
@@ -125,7 +126,8 @@ TEST_F(HttpHandlerTest, ServerErrorIsAFailureWithTheBodyTail) {
 
 TEST_F(HttpHandlerTest, EchoedSecretsAreMaskedInTheOutput) {
   HttpTestServer server([](const HttpTestRequest& r) {
-    return HttpTestReply::Text(401, "bad credentials: " + r.Header("Authorization").value_or("") + " for " + r.target);
+    return HttpTestReply::Text(
+        401, "bad credentials: " + r.Header("Authorization").value_or("") + " for " + r.target);
   });
   auto handler = Make(Config(server));
   HandlerOutcome outcome = handler->Run(Task(), {});
@@ -192,10 +194,14 @@ TEST_F(HttpHandlerTest, RejectsBadConfigsWithoutQuotingSecrets) {
               HasSubstr("must start with http:// or https://"));
   EXPECT_THAT(error({.type = "http", .url = kToken}), HasSubstr("must start with http:// or https://"));
   EXPECT_THAT(error({.type = "http", .url = "https:///path"}), HasSubstr("no host"));
-  EXPECT_THAT(error({.type = "http", .url = "https://example.com", .method = "GE T"}), HasSubstr("not an HTTP method"));
-  EXPECT_THAT(error({.type = "http", .url = "https://example.com", .headers = {{"X-Key", std::string(kToken) + "\r\nX: y"}}}),
+  EXPECT_THAT(error({.type = "http", .url = "https://example.com", .method = "GE T"}),
+              HasSubstr("not an HTTP method"));
+  EXPECT_THAT(error({.type = "http",
+                     .url = "https://example.com",
+                     .headers = {{"X-Key", std::string(kToken) + "\r\nX: y"}}}),
               HasSubstr("headers.X-Key: value holds a line break"));
-  EXPECT_THAT(error({.type = "http", .url = "https://example.com", .timeout = 0s}), HasSubstr("timeout must be positive"));
+  EXPECT_THAT(error({.type = "http", .url = "https://example.com", .timeout = 0s}),
+              HasSubstr("timeout must be positive"));
   EXPECT_TRUE(NewHttpHandler({.type = "http", .url = "HTTPS://example.com"}, Deps()).ok());
 }
 

@@ -41,18 +41,7 @@ class RunCliTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  ProcessOptions SqsEnv() const {
-    ProcessOptions options;
-    options.env = {{"AWS_ENDPOINT_URL_SQS", testing::SqsTestEndpoint()},
-                   {"AWS_ACCESS_KEY_ID", "AKIDTESTING"},
-                   {"AWS_SECRET_ACCESS_KEY", "secret-for-tests-only"},
-                   {"AWS_REGION", "us-east-1"},
-                   {"HOME", (dir_ / "home").string()},
-                   {"AWS_EC2_METADATA_DISABLED", "true"}};
-    options.unset_env = {"AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "http_proxy", "HTTP_PROXY",
-                         "https_proxy", "HTTPS_PROXY"};
-    return options;
-  }
+  ProcessOptions SqsEnv() const { return testing::SqsClientEnv((dir_ / "home").string()); }
 
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 

@@ -44,20 +44,7 @@ class SqsCliTest : public ::testing::Test {
 
   // What a user sets to point taskpipe at a local SQS: the endpoint and dummy credentials. HOME is
   // an empty folder so that no ~/.aws file of the machine's interferes.
-  ProcessOptions Env() const {
-    ProcessOptions options;
-    options.env = {{"AWS_ENDPOINT_URL_SQS", endpoint_},
-                   {"AWS_ACCESS_KEY_ID", "AKIDTESTING"},
-                   {"AWS_SECRET_ACCESS_KEY", "secret-for-tests-only"},
-                   {"AWS_REGION", "us-east-1"},
-                   {"HOME", (dir_ / "home").string()},
-                   {"AWS_EC2_METADATA_DISABLED", "true"}};
-    options.unset_env = {"AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "http_proxy", "HTTP_PROXY",
-                         "https_proxy", "HTTPS_PROXY", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                         "AWS_CONTAINER_CREDENTIALS_FULL_URI"};
-    options.timeout_seconds = 60;
-    return options;
-  }
+  ProcessOptions Env() const { return testing::SqsClientEnv((dir_ / "home").string()); }
 
   std::string WriteConfig(const std::string& queue_url, const std::string& jobs) {
     const std::string path = (dir_ / "config.json").string();

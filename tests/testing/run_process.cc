@@ -34,6 +34,22 @@ std::vector<std::string> BuildEnv(const ProcessOptions& options) {
   return out;
 }
 
+// argv and the environment as execve() wants them: NUL-terminated arrays of char*, pointing into
+// strings this object owns (built before fork(), so the child only reads them).
+struct ExecVectors {
+  ExecVectors(const std::vector<std::string>& args, const ProcessOptions& options)
+      : arg_strings(args), env_strings(BuildEnv(options)) {
+    for (std::string& s : arg_strings) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    for (std::string& s : env_strings) envp.push_back(s.data());
+    envp.push_back(nullptr);
+  }
+  std::vector<std::string> arg_strings;
+  std::vector<std::string> env_strings;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+};
+
 }  // namespace
 
 ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOptions& options) {
@@ -43,14 +59,7 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOpti
     result.err = std::string("pipe: ") + std::strerror(errno);
     return result;
   }
-  std::vector<std::string> env_strings = BuildEnv(options);
-  std::vector<char*> env_ptrs;
-  for (std::string& s : env_strings) env_ptrs.push_back(s.data());
-  env_ptrs.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> arg_ptrs;
-  for (std::string& s : args) arg_ptrs.push_back(s.data());
-  arg_ptrs.push_back(nullptr);
+  ExecVectors exec(argv, options);
 
   pid_t pid = fork();
   if (pid == 0) {
@@ -58,7 +67,7 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const ProcessOpti
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
     if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0) _exit(126);
-    execve(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());
+    execve(exec.argv[0], exec.argv.data(), exec.envp.data());
     _exit(127);
   }
   close(in_pipe[0]);
@@ -131,14 +140,7 @@ ProcessResult RunTaskpipe(const std::vector<std::string>& args, const ProcessOpt
 BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, const ProcessOptions& options,
                                      std::string out_path, std::string err_path)
     : out_path_(std::move(out_path)), err_path_(std::move(err_path)) {
-  std::vector<std::string> env_strings = BuildEnv(options);
-  std::vector<char*> env_ptrs;
-  for (std::string& s : env_strings) env_ptrs.push_back(s.data());
-  env_ptrs.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> arg_ptrs;
-  for (std::string& s : args) arg_ptrs.push_back(s.data());
-  arg_ptrs.push_back(nullptr);
+  ExecVectors exec(argv, options);
   const int out_fd = open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   const int err_fd = open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   const int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -153,7 +155,7 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, const
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     if (!options.cwd.empty() && chdir(options.cwd.c_str()) != 0) _exit(126);
-    execve(arg_ptrs[0], arg_ptrs.data(), env_ptrs.data());
+    execve(exec.argv[0], exec.argv.data(), exec.envp.data());
     _exit(127);
   }
   close(out_fd);

@@ -37,6 +37,21 @@ std::string SqsTestEndpoint() {
   return endpoint;
 }
 
+ProcessOptions SqsClientEnv(const std::string& home) {
+  ProcessOptions options;
+  options.env = {{"AWS_ENDPOINT_URL_SQS", SqsTestEndpoint()},
+                 {"AWS_ACCESS_KEY_ID", "AKIDTESTING"},
+                 {"AWS_SECRET_ACCESS_KEY", "secret-for-tests-only"},
+                 {"AWS_REGION", "us-east-1"},
+                 {"HOME", home},
+                 {"AWS_EC2_METADATA_DISABLED", "true"}};
+  options.unset_env = {"AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "http_proxy", "HTTP_PROXY",
+                       "https_proxy", "HTTPS_PROXY", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                       "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"};
+  options.timeout_seconds = 60;
+  return options;
+}
+
 std::string UniqueQueueName(const std::string& prefix, bool fifo) {
   static std::atomic<int> counter{0};
   return prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(counter.fetch_add(1)) + (fifo ? ".fifo" : "");

@@ -9,11 +9,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/testing/run_process.h"
+
 namespace taskpipe::testing {
 
 // TASKPIPE_TEST_SQS_ENDPOINT, or "" after recording a test failure that says to run the tests
 // through scripts/test.sh (the tests do not skip: a missing server is a failure).
 std::string SqsTestEndpoint();
+
+// The environment a user sets to point the taskpipe binary at the test server: the endpoint,
+// dummy credentials, a region, `home` as HOME (an empty folder, so no ~/.aws file of the machine
+// interferes), no instance metadata, no proxy, no other AWS settings.
+ProcessOptions SqsClientEnv(const std::string& home);
 
 // A queue name unique to this process and call: "<prefix>-<pid>-<n>" (+ ".fifo" when fifo).
 std::string UniqueQueueName(const std::string& prefix, bool fifo = false);

@@ -297,6 +297,23 @@ int RunTaskpipeCli(int argc, char** argv, const HandlerRegistry& registry) {
       "  taskpipe send --config prod.json --job daily-report\n"
       "  echo '{\"job\":\"daily-report\",\"task\":\"x\",...}' | taskpipe send --config prod.json --body -");
 
+  NotifyTestFlags notify_flags;
+  CLI::App* notify_test = app.add_subcommand(
+      "notify-test", "Post a sample task result to one chat target (Slack or Discord webhook) and say whether "
+                     "it was delivered: check a webhook before relying on it");
+  notify_test->add_option("--config,-c", notify_flags.config_path, "Config file (JSON with comments)")->required();
+  notify_test->add_option("--target,-t", notify_flags.target, "A target name from notify.targets")->required();
+  notify_test->add_option("--status", notify_flags.status, "The sample's status: success, failure, timeout or invalid")
+      ->capture_default_str();
+  notify_test->add_option("--timeout", notify_flags.timeout_seconds, "Seconds to keep trying (retries included)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600));
+  notify_test->footer(
+      "\nThe sample is formatted with the target's templates and mentions, like a real result of job\n"
+      "\"notify-test\". Exit status: 0 delivered, 1 not delivered (the log says why), 2 bad usage or config.\n"
+      "\nExample:\n"
+      "  SLACK_WEBHOOK_URL=https://hooks.slack.com/services/... taskpipe notify-test -c prod.json -t team-slack");
+
   // CLI11 reports an unknown command as "A subcommand is required"; name it instead.
   std::vector<CLI::App*> commands = app.get_subcommands([](CLI::App*) { return true; });
   for (int i = 1; i < argc; ++i) {
@@ -358,6 +375,7 @@ int RunTaskpipeCli(int argc, char** argv, const HandlerRegistry& registry) {
       return RunConsumer(run_flags, context);
     }
     if (consume->parsed()) return RunConsumer(consume_flags, context);
+    if (notify_test->parsed()) return RunNotifyTest(notify_flags, context);
     if (send->parsed()) {
       send_flags.has_body = send->count("--body") > 0;
       if (!send_flags.has_body && send->count("--job") == 0) {

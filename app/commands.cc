@@ -11,8 +11,10 @@
 
 #include "app/queue_wiring.h"
 #include "app/signals.h"
+#include "net/curl_http_client.h"
 #include "common/clock.h"
 #include "common/quote.h"
+#include "notify/dispatcher.h"
 #include "producer/producer.h"
 #include "producer/schedule.h"
 #include "producer/scheduler.h"
@@ -71,6 +73,7 @@ LoadOptions MakeLoadOptions(const HandlerRegistry& registry) {
     if (schedule.ok()) return std::nullopt;
     return schedule.status().message();
   };
+  options.validate_notify_target = CheckNotifyTarget;
   options.handler_types.clear();
   for (const std::string& name : registry.Names()) options.handler_types.insert(name);
   return options;
@@ -199,6 +202,69 @@ int RunSend(const SendFlags& flags, const CommandContext& context) {
   if (result.failed > 0) std::cout << "; " << result.failed << " failed";
   std::cout << "\n";
   return result.failed > 0 ? kExitFailure : kExitOk;
+}
+
+int RunNotifyTest(const NotifyTestFlags& flags, const CommandContext& context) {
+  std::optional<Config> config = LoadConfigOrReport(flags.config_path, context);
+  if (!config) return kExitUsage;
+  std::vector<std::string> names;
+  for (const auto& [name, target] : config->notify.targets) names.push_back(name);
+  const auto found = config->notify.targets.find(flags.target);
+  if (found == config->notify.targets.end()) {
+    std::string known;
+    for (const std::string& name : names) known += (known.empty() ? "" : ", ") + name;
+    PrintCommandError(context, "unknown notify target " + QuoteForError(flags.target) +
+                                   (names.empty() ? std::string(": the config defines no notify.targets")
+                                                  : " (known: " + known + ")"));
+    return kExitUsage;
+  }
+  TaskStatus status = TaskStatus::kFailure;
+  if (flags.status == "success") {
+    status = TaskStatus::kSuccess;
+  } else if (flags.status == "timeout") {
+    status = TaskStatus::kTimeout;
+  } else if (flags.status == "invalid") {
+    status = TaskStatus::kInvalid;
+  } else if (flags.status != "failure") {
+    PrintCommandError(context, "--status: expected success, failure, timeout or invalid, got " +
+                                   QuoteForError(flags.status));
+    return kExitUsage;
+  }
+  StatusOr<std::unique_ptr<HttpClient>> http = NewCurlHttpClient();
+  if (!http.ok()) {
+    PrintCommandError(context, http.status().message());
+    return kExitFailure;
+  }
+  Clock& clock = RealClock();
+  WebhookTargetOptions options = DefaultWebhookOptions(found->second.type, 1);
+  options.max_attempts = 3;
+  StatusOr<std::unique_ptr<NotifyTarget>> target =
+      NewNotifyTarget(found->first, found->second, options, **http, clock, context.make_logger("notify"), nullptr);
+  if (!target.ok()) {
+    PrintCommandError(context, target.status().message());
+    return kExitUsage;
+  }
+  (*target)->Enqueue(SampleTaskResult(status, clock.WallNow()));
+  (*target)->Shutdown(clock.Now() + std::chrono::seconds(flags.timeout_seconds));
+  const NotifyStats stats = (*target)->Stats();
+  const std::string what = "a sample " + flags.status + " result to " + QuoteForError(found->first) + " (" +
+                           found->second.type + ")";
+  if (stats.delivered == 1) {
+    std::cout << "taskpipe notify-test: delivered " << what << "\n";
+    return kExitOk;
+  }
+  std::string why = "it was not delivered";
+  if (stats.dropped_dead > 0) {
+    why = "the webhook is gone or refused us (check its URL)";
+  } else if (stats.dropped_rejected > 0) {
+    why = "the platform rejected the message";
+  } else if (stats.dropped_failed > 0) {
+    why = "every attempt failed";
+  } else if (stats.dropped_deadline > 0) {
+    why = "no answer within " + std::to_string(flags.timeout_seconds) + " s";
+  }
+  PrintCommandError(context, "could not deliver " + what + ": " + why + "; the log line above says more");
+  return kExitFailure;
 }
 
 }  // namespace taskpipe

@@ -58,6 +58,16 @@ struct SendFlags {
 };
 int RunSend(const SendFlags& flags, const CommandContext& context);
 
+struct NotifyTestFlags {
+  std::string config_path;
+  std::string target;              // a name from notify.targets
+  std::string status = "failure";  // of the sample result: success | failure | timeout | invalid
+  int timeout_seconds = 30;        // delivery deadline, retries included
+};
+// `taskpipe notify-test`: posts a sample result to one target and says whether it was delivered
+// (exit 0) or not (exit 1, after the target's own log line saying why).
+int RunNotifyTest(const NotifyTestFlags& flags, const CommandContext& context);
+
 struct ConsumeFlags {
   std::string config_path;
   bool local = false;        // `run`: the producer too, in this process

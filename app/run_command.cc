@@ -23,6 +23,7 @@
 #include "consumer/consumer.h"
 #include "consumer/handler.h"
 #include "net/curl_http_client.h"
+#include "notify/dispatcher.h"
 #include "producer/scheduler.h"
 #include "queue/in_memory_queue.h"
 
@@ -123,11 +124,20 @@ int RunConsumer(const ConsumeFlags& flags, const CommandContext& context) {
   for (const JobConfig& job : config->jobs) {
     if (job.handler.type == "log") log_jobs.insert(job.name);
   }
+  // Chat notifications: each target has its own outbox and thread; posting never blocks a worker.
+  StatusOr<std::unique_ptr<NotifyDispatcher>> notifier =
+      NewNotifyDispatcher(*config, **http, clock, context.make_logger("notify"));
+  if (!notifier.ok()) {
+    PrintCommandError(context, notifier.status().message());
+    return kExitUsage;
+  }
+  NotifyDispatcher* dispatcher = notifier->get();
   std::shared_ptr<spdlog::logger> result_logger = task_logger;
   Consumer consumer(
       *opened->queue, clock, std::move(jobs),
-      [result_logger, log_jobs](const TaskResult& result) {
+      [result_logger, log_jobs, dispatcher](const TaskResult& result) {
         LogResult(*result_logger, result, log_jobs.count(result.job) > 0);
+        dispatcher->OnResult(result);
       },
       context.make_logger("consumer"), options);
 
@@ -186,6 +196,11 @@ int RunConsumer(const ConsumeFlags& flags, const CommandContext& context) {
   const ConsumerStats stats = consumer.stats();
   logger->info("stopped: {} received, {} succeeded, {} failed, {} timed out, {} invalid, {} released", stats.received,
                stats.succeeded, stats.failed, stats.timed_out, stats.invalid, stats.released);
+  if (!dispatcher->empty()) {
+    // Results still waiting for a chat webhook get notify.flush_timeout; what is left is dropped
+    // and counted (each target logs its own line).
+    dispatcher->Shutdown(clock.Now() + config->notify.flush_timeout);
+  }
   if (opened->dead_letter) {
     StatusOr<std::vector<ReceivedMessage>> dead = PeekInMemoryQueue(*opened->dead_letter);
     if (dead.ok() && !dead->empty()) {

@@ -34,6 +34,7 @@ struct RetryConfig {
 struct ConsumerConfig {
   int workers = 8;        // 1..1024
   int batch_size = 10;    // 1..10
+  int pollers = 1;        // 1..16: threads receiving for the workers (SQS backend)
   std::chrono::seconds shutdown_grace{30};
   RetryConfig retry{};
   std::string default_job{};  // job for bodies that are not a taskpipe envelope; "" = fail them
@@ -42,10 +43,22 @@ struct ConsumerConfig {
 struct NotifyTargetConfig {
   std::string type{};  // "slack" | "discord"
   std::string url{};   // a secret: never logged
+  // Message templates with {job}, {status}, {output}, ... placeholders (notify/webhook_format.h);
+  // "" = the platform's default.
+  std::string title{};
+  std::string body{};
+  // Who is mentioned when a task fails, times out or cannot be handled. Slack: user ids "U…"/"W…",
+  // user group ids "S…", "here", "channel", "everyone". Discord: user ids ("123…" or "user:123…")
+  // and role ids ("role:456…").
+  std::vector<std::string> mention_on_failure{};
+  std::string username{};  // Discord: overrides the webhook's name
+  int outbox = 1000;       // results waiting for delivery before new ones are dropped (counted)
 };
 
 struct NotifyConfig {
   std::map<std::string, NotifyTargetConfig> targets{};
+  // At shutdown, how long the targets may keep delivering what is queued.
+  std::chrono::seconds flush_timeout{10};
 };
 
 struct HandlerConfig {

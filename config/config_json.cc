@@ -26,6 +26,7 @@ constexpr seconds kMinRetention{60};
 constexpr seconds kMaxRetention{14 * 24 * 3600};
 constexpr int kMaxWorkers = 1024;
 constexpr int kMaxBatchSize = 10;
+constexpr int kMaxPollers = 16;
 constexpr size_t kMaxNameLength = 80;
 // Shorter values are not collected as secrets: masking them would garble unrelated log text, and
 // they cannot be real credentials.
@@ -655,10 +656,11 @@ void Loader::LoadQueue(const json& value, QueueConfig* queue) {
 
 void Loader::LoadConsumer(const json& value, ConsumerConfig* consumer) {
   ObjectReader r(*this, value, "consumer",
-                 {"workers", "batch_size", "shutdown_grace", "retry", "default_job"});
+                 {"workers", "batch_size", "pollers", "shutdown_grace", "retry", "default_job"});
   if (!r.ok()) return;
   r.Int("workers", &consumer->workers, 1, kMaxWorkers);
   r.Int("batch_size", &consumer->batch_size, 1, kMaxBatchSize);
+  r.Int("pollers", &consumer->pollers, 1, kMaxPollers);
   r.Seconds("shutdown_grace", &consumer->shutdown_grace, seconds(0), seconds::max(), "");
   if (const json* retry = r.Get("retry")) {
     ObjectReader rr(*this, *retry, r.PathOf("retry"), {"base", "max"});
@@ -677,7 +679,8 @@ void Loader::LoadConsumer(const json& value, ConsumerConfig* consumer) {
 }
 
 void Loader::LoadNotify(const json& value, NotifyConfig* notify) {
-  ObjectReader r(*this, value, "notify", {"targets"});
+  ObjectReader r(*this, value, "notify", {"targets", "flush_timeout"});
+  r.Seconds("flush_timeout", &notify->flush_timeout, seconds(0), seconds(3600), "");
   const json* targets = r.Get("targets");
   if (targets == nullptr) return;
   const std::string targets_path = r.PathOf("targets");
@@ -691,13 +694,32 @@ void Loader::LoadNotify(const json& value, NotifyConfig* notify) {
     if (!IsValidName(name)) {
       Problem(path, "a target name must be " + std::string(kNameRule) + ", got " + QuoteText(name));
     }
-    ObjectReader t(*this, target_value, path, {"type", "url"});
+    ObjectReader t(*this, target_value, path,
+                   {"type", "url", "title", "body", "mention_on_failure", "username", "outbox"});
     if (!t.ok()) continue;
+    const std::size_t problems_before = problems_.size();
     NotifyTargetConfig target;
     t.Require("type");
-    t.Enum("type", &target.type, {"slack", "discord"});
+    const bool type_ok = t.Enum("type", &target.type, {"slack", "discord"});
     t.Require("url");
     t.Url("url", &target.url, /*secret=*/true);
+    t.String("title", &target.title);
+    t.String("body", &target.body);
+    if (const json* mentions = t.Get("mention_on_failure")) {
+      if (std::optional<std::vector<std::string>> ids = ReadStringArray(*mentions, t.PathOf("mention_on_failure"))) {
+        target.mention_on_failure = std::move(*ids);
+      }
+    }
+    t.String("username", &target.username);
+    if (type_ok && target.type != "discord" && t.Has("username")) {
+      Problem(t.PathOf("username"), "only Discord webhooks take a username");
+    }
+    t.Int("outbox", &target.outbox, 1, 1'000'000);
+    if (problems_.size() == problems_before && options_.validate_notify_target) {
+      for (auto& [key, message] : options_.validate_notify_target(target)) {
+        Problem(path + "." + key, std::move(message));  // keys like "mention_on_failure[0]", as written
+      }
+    }
     notify->targets[name] = std::move(target);
   }
 }

@@ -25,6 +25,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -54,6 +55,12 @@ struct LoadOptions {
   // error message, reported at "jobs[i].schedule", or nullopt when they are fine. Called only for
   // jobs with a non-empty schedule whose schedule and timezone are strings. Empty: not checked.
   std::function<std::optional<std::string>(const JobConfig& job)> validate_schedule;
+
+  // Deep check of one notify target (its URL's shape, templates, mention ids): returns problems as
+  // (key within the target, message), e.g. {"title", "unknown placeholder {jb} ..."}; reported at
+  // "notify.targets.NAME.KEY". Called for targets whose keys all parsed. Empty: not checked.
+  std::function<std::vector<std::pair<std::string, std::string>>(const NotifyTargetConfig& target)>
+      validate_notify_target;
 
   // Reads a tasks file (path already resolved). Empty: ReadTextFile(path, "tasks file").
   std::function<StatusOr<std::string>(const std::string& path)> read_file;

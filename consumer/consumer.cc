@@ -193,6 +193,8 @@ ConsumerOptions ConsumerOptionsFromConfig(const Config& config) {
   ConsumerOptions options;
   options.workers = config.consumer.workers;
   options.batch_size = config.consumer.batch_size;
+  options.pollers = config.consumer.pollers;
+  options.receive_per_worker = config.queue.backend == "memory";
   options.wait_time = config.queue.wait_time;
   options.visibility_timeout = config.queue.visibility_timeout;
   options.shutdown_grace = config.consumer.shutdown_grace;
@@ -224,11 +226,20 @@ void Consumer::Start() {
     // Absolute, so that the first summary does not depend on when the thread gets going.
     if (options_.summary_interval > seconds(0)) next_summary_ = clock_.Now() + options_.summary_interval;
   }
-  logger_->info("consumer starting: {} workers, {} poller(s), batch size {}, visibility timeout {}s, wait {}s",
-                options_.workers, options_.pollers, options_.batch_size, options_.visibility_timeout.count(),
-                options_.wait_time.count());
+  if (options_.receive_per_worker) {
+    logger_->info("consumer starting: {} workers, each receiving for itself, visibility timeout {}s, wait {}s",
+                  options_.workers, options_.visibility_timeout.count(), options_.wait_time.count());
+  } else {
+    logger_->info("consumer starting: {} workers, {} poller(s), batch size {}, visibility timeout {}s, wait {}s",
+                  options_.workers, options_.pollers, options_.batch_size, options_.visibility_timeout.count(),
+                  options_.wait_time.count());
+  }
   threads_.reserve(static_cast<std::size_t>(1 + options_.workers + options_.pollers));
   threads_.emplace_back([this] { MaintenanceLoop(); });
+  if (options_.receive_per_worker) {
+    for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { ReceivingWorkerLoop(); });
+    return;
+  }
   for (int i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { WorkerLoop(); });
   for (int i = 0; i < options_.pollers; ++i) threads_.emplace_back([this] { PollerLoop(); });
 }
@@ -280,70 +291,87 @@ void Consumer::ReleaseLocked(std::vector<std::unique_ptr<Lease>> leases) {
   }
 }
 
-void Consumer::PollerLoop() {
-  int failures = 0;
+std::vector<Consumer::Lease*> Consumer::ReceiveLeases(std::unique_lock<std::mutex>& lock, int max,
+                                                      bool start_now, int& failures) {
   ReceiveOptions receive;
+  receive.max_messages = max;
   receive.wait = options_.wait_time;
   receive.visibility_timeout = options_.visibility_timeout;
+  reserved_ += max;
+  lock.unlock();
+  const Clock::time_point before = clock_.Now();
+  StatusOr<std::vector<ReceivedMessage>> received = queue_.Receive(receive);
+  lock.lock();
+  reserved_ -= max;
+  if (!options_.receive_per_worker) slots_cv_.notify_all();  // unused reservations are free again
+  done_cv_.notify_all();
+
+  std::vector<Lease*> leases;
+  if (!received.ok()) {
+    if (stopping_) return leases;  // Stop() shut the queue down under the call
+    ++failures;
+    ++counters_.receive_errors;
+    const Clock::duration wait =
+        Backoff(failures, options_.receive_backoff_base, options_.receive_backoff_max, JitterLocked());
+    lock.unlock();
+    logger_->log(IsRetryable(received.status()) ? spdlog::level::warn : spdlog::level::err,
+                 "receive failed ({} in a row), retrying in {}ms: {}", failures,
+                 duration_cast<milliseconds>(wait).count(), received.status().ToString());
+    lock.lock();
+    // A back-off wait, cut short by Stop(): never an instant re-poll flood.
+    clock_.WaitUntil(lock, backoff_cv_, clock_.Now() + wait, [&] { return stopping_; });
+    return leases;
+  }
+  if (failures > 0) {
+    lock.unlock();
+    logger_->info("receive recovered after {} failed attempt(s)", failures);
+    lock.lock();
+    failures = 0;
+  }
+  counters_.received += static_cast<std::int64_t>(received->size());
+  if (stopping_) {
+    // Received while Stop() began: give them back at once instead of starting them.
+    if (received->empty()) return leases;
+    std::vector<std::unique_ptr<Lease>> release;
+    for (ReceivedMessage& message : *received) {
+      auto lease = std::make_unique<Lease>();
+      lease->message = std::move(message);
+      release.push_back(std::move(lease));
+    }
+    ReleaseLocked(std::move(release));
+    lock.unlock();
+    FlushOutbox(FlushMode::kAll);
+    lock.lock();
+    return leases;
+  }
+  if (received->empty()) {
+    if (clock_.Now() - before < options_.wait_time || options_.wait_time == seconds(0)) {
+      // Empty before the long poll was over (the queue was shut down under us) or short polling
+      // on an empty queue: pause instead of spinning.
+      clock_.WaitUntil(lock, backoff_cv_, clock_.Now() + options_.receive_backoff_base, [&] { return stopping_; });
+    }
+    return leases;
+  }
+  leases.reserve(received->size());
+  for (ReceivedMessage& message : *received) leases.push_back(AddLeaseLocked(std::move(message), before, start_now));
+  return leases;
+}
+
+void Consumer::PollerLoop() {
+  int failures = 0;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     slots_cv_.wait(lock, [&] { return stopping_ || FreeSlotsLocked() > 0; });
     if (stopping_) return;
     // Backpressure: ask only for what free workers can start now.
     const int max = std::min(options_.batch_size, FreeSlotsLocked());
-    reserved_ += max;
-    lock.unlock();
-
-    receive.max_messages = max;
-    const Clock::time_point before = clock_.Now();
-    StatusOr<std::vector<ReceivedMessage>> received = queue_.Receive(receive);
-
-    lock.lock();
-    reserved_ -= max;
-    slots_cv_.notify_all();  // unused reservations are free for other pollers again
-    done_cv_.notify_all();
-    if (!received.ok()) {
-      ++failures;
-      ++counters_.receive_errors;
-      const Clock::duration wait =
-          Backoff(failures, options_.receive_backoff_base, options_.receive_backoff_max, JitterLocked());
-      lock.unlock();
-      logger_->log(IsRetryable(received.status()) ? spdlog::level::warn : spdlog::level::err,
-                   "receive failed ({} in a row), retrying in {}ms: {}", failures,
-                   duration_cast<milliseconds>(wait).count(), received.status().ToString());
-      lock.lock();
-      // A back-off wait, cut short by Stop(): never an instant re-poll flood.
-      clock_.WaitUntil(lock, backoff_cv_, clock_.Now() + wait, [&] { return stopping_; });
-      continue;
-    }
-    if (failures > 0) {
-      lock.unlock();
-      logger_->info("receive recovered after {} failed attempt(s)", failures);
-      lock.lock();
-      failures = 0;
-    }
-    counters_.received += static_cast<std::int64_t>(received->size());
-    if (stopping_) {
-      // Received while Stop() began: give them back at once instead of starting them.
-      if (received->empty()) return;
-      std::vector<std::unique_ptr<Lease>> release;
-      for (ReceivedMessage& message : *received) {
-        auto lease = std::make_unique<Lease>();
-        lease->message = std::move(message);
-        release.push_back(std::move(lease));
-      }
-      ReleaseLocked(std::move(release));
-      lock.unlock();
-      FlushOutbox(FlushMode::kAll);
-      return;
-    }
-    for (ReceivedMessage& message : *received) ready_.push_back(AddLeaseLocked(std::move(message), before, false));
-    if (!received->empty()) {
-      work_cv_.notify_all();
-    } else if (clock_.Now() - before < options_.wait_time || options_.wait_time == seconds(0)) {
-      // Empty before the long poll was over (the queue was shut down under us) or short polling
-      // on an empty queue: pause instead of spinning.
-      clock_.WaitUntil(lock, backoff_cv_, clock_.Now() + options_.receive_backoff_base, [&] { return stopping_; });
+    const std::vector<Lease*> leases = ReceiveLeases(lock, max, /*start_now=*/false, failures);
+    if (stopping_) return;
+    // One wake-up per message: waking every idle worker for one message costs a context switch
+    // each, for nothing.
+    for (Lease* lease : leases) {
+      ready_.push_back(lease);
+      work_cv_.notify_one();
     }
   }
 }
@@ -360,6 +388,20 @@ void Consumer::WorkerLoop() {
     lock.unlock();
     Process(lease);
     lock.lock();
+  }
+}
+
+void Consumer::ReceivingWorkerLoop() {
+  int failures = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    // One message at a time: a worker never holds a message it has not started.
+    const std::vector<Lease*> leases = ReceiveLeases(lock, 1, /*start_now=*/true, failures);
+    for (Lease* lease : leases) {
+      lock.unlock();
+      Process(lease);
+      lock.lock();
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // Consumer: the worker pool that long-polls a Queue, runs each message's handler, and deletes the
 // message on success or hides it for a growing back-off on failure.
 //
-// Threads (Start()): `pollers` poller threads, `workers` worker threads and one maintenance thread.
+// Threads (Start()): `pollers` poller threads, `workers` worker threads and one maintenance thread
+// (no pollers with `receive_per_worker`: then each worker receives for itself).
 //  - Backpressure. Concurrency is `workers`, independent of `batch_size`. A poller asks the queue
 //    only for as many messages as there are free workers (min(batch_size, free)); pollers share one
 //    count of reserved slots, so no message sits fetched but unstarted while its visibility runs
@@ -101,6 +102,12 @@ struct ConsumerOptions {
   int workers = 8;                                 // concurrent handlers, >= 1
   int batch_size = 10;                             // most messages one receive asks for, 1..10
   int pollers = 1;                                 // threads calling ReceiveMessage, >= 1
+  // Each worker receives its own messages, one at a time, instead of pollers receiving for the
+  // workers and handing them over: no hand-off between threads, so the lowest latency, but every
+  // idle worker holds a long poll open. That costs nothing on the in-memory queue and one request
+  // per idle worker per `wait_time` on SQS, so ConsumerOptionsFromConfig() sets it for the memory
+  // backend only. `pollers` and `batch_size` are then unused.
+  bool receive_per_worker = false;
   std::chrono::seconds wait_time{20};              // long poll, 0..20 s
   std::chrono::seconds visibility_timeout{30};     // per receive and per extension, 1 s..12 h
   std::chrono::seconds shutdown_grace{30};         // Stop(): how long running handlers may finish
@@ -190,6 +197,15 @@ class Consumer {
 
   void PollerLoop();
   void WorkerLoop();
+  void ReceivingWorkerLoop();  // receive_per_worker
+
+  // One ReceiveMessage for up to `max` messages, on behalf of a poller or a receiving worker.
+  // REQUIRES: lock holds mu_ (released during the call and the waits below). Returns the messages
+  // received, each added as a lease (running when `start_now`, else queued but not in ready_).
+  // Returns none when the call failed (after logging and the back-off wait; `failures` counts
+  // consecutive failures), when it came back empty (after a short pause when that was not a full
+  // long poll), or when stopping_ became true (what came is released).
+  std::vector<Lease*> ReceiveLeases(std::unique_lock<std::mutex>& lock, int max, bool start_now, int& failures);
   void MaintenanceLoop();
 
   // Registers a received message; REQUIRES: mu_ held.

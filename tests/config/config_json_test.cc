@@ -113,6 +113,7 @@ TEST(ConfigJsonTest, DesignExampleLoads) {
 
   EXPECT_EQ(config.consumer.workers, 8);
   EXPECT_EQ(config.consumer.batch_size, 10);
+  EXPECT_EQ(config.consumer.pollers, 1);
   EXPECT_EQ(config.consumer.shutdown_grace, seconds(30));
   EXPECT_EQ(config.consumer.retry.base, seconds(5));
   EXPECT_EQ(config.consumer.retry.max, seconds(15 * 60));
@@ -281,7 +282,7 @@ TEST(ConfigJsonTest, UnknownKeysAtEveryLevelWithSuggestions) {
                           "consumer.worker: unknown key (did you mean \"workers\"?)",
                           "consumer.retry.bsae: unknown key (did you mean \"base\"?)",
                           "notify.target: unknown key (did you mean \"targets\"?)",
-                          "notify.targets.t.channel: unknown key (known: type, url)",
+                          "notify.targets.t.channel: unknown key (known: type, url, title, body, mention_on_failure, username, outbox)",
                           "jobs[0].shedule: unknown key (did you mean \"schedule\"?)",
                           "jobs[0].handler.timeuot: unknown key (did you mean \"timeout\"?)",
                           "jobs[0].notify.onn: unknown key (did you mean \"on\"?)"));
@@ -402,6 +403,8 @@ TEST(ConfigJsonTest, OutOfRangeValues) {
       {R"({"consumer": {"workers": 1e30}})", "consumer.workers: expected an integer, got 1e+30"},
       {R"({"consumer": {"batch_size": 11}})", "consumer.batch_size: must be between 1 and 10, got 11"},
       {R"({"consumer": {"batch_size": 0}})", "consumer.batch_size: must be between 1 and 10, got 0"},
+      {R"({"consumer": {"pollers": 0}})", "consumer.pollers: must be between 1 and 16, got 0"},
+      {R"({"consumer": {"pollers": 17}})", "consumer.pollers: must be between 1 and 16, got 17"},
       {R"({"consumer": {"retry": {"max": "13h"}}})", "consumer.retry.max: 13h is over SQS's maximum of 12h"},
       {R"({"consumer": {"retry": {"base": "1m", "max": "30s"}}})",
        "consumer.retry.max: 30s is less than retry.base (1m)"},
@@ -415,7 +418,7 @@ TEST(ConfigJsonTest, OutOfRangeValues) {
   // Edges that are fine.
   EXPECT_THAT(Problems(R"({"queue": {"visibility_timeout": "12h", "wait_time": "0s", "retention": "1m",
                                      "max_receive_count": 0},
-                           "consumer": {"workers": 1024, "batch_size": 1, "shutdown_grace": "0s",
+                           "consumer": {"workers": 1024, "batch_size": 1, "pollers": 16, "shutdown_grace": "0s",
                                         "retry": {"base": "0s", "max": "0s"}}})"),
               IsEmpty());
   // A rejected base is not compared with max.

@@ -97,6 +97,10 @@ class RecordingQueue final : public Queue {
     return held_;
   }
 
+  bool shut_down() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return shutdown_;
+  }
   std::vector<ReceiveCall> receive_calls() const {
     std::lock_guard<std::mutex> lock(mu_);
     return receive_calls_;
@@ -1004,7 +1008,8 @@ TEST_F(ConsumerTest, HeartbeatWithTheRealClockAgainstACompetingConsumer) {
   EXPECT_THAT(*PeekInMemoryQueue(**memory), IsEmpty());
 }
 
-TEST_F(ConsumerTest, StressEveryMessageRunsExactlyOnce) {
+// Many workers never run one message twice while it is invisible, and every message is deleted.
+void StressEveryMessageRunsExactlyOnce(bool receive_per_worker) {
   StatusOr<std::unique_ptr<Queue>> memory = NewInMemoryQueue({}, RealClock());
   ASSERT_TRUE(memory.ok());
   RecordingQueue queue(**memory, RealClock());
@@ -1026,6 +1031,7 @@ TEST_F(ConsumerTest, StressEveryMessageRunsExactlyOnce) {
   ConsumerOptions options = TestOptions();
   options.workers = 8;
   options.pollers = 2;
+  options.receive_per_worker = receive_per_worker;
   Consumer consumer(queue, RealClock(), {{"job", ConsumerJob{&handler, 60s}}}, results.Callback(), nullptr, options);
   consumer.Start();
   ASSERT_TRUE(results.WaitFor(kMessages));
@@ -1034,7 +1040,12 @@ TEST_F(ConsumerTest, StressEveryMessageRunsExactlyOnce) {
   EXPECT_THAT(runs, SizeIs(kMessages));
   for (const auto& [id, n] : runs) EXPECT_EQ(n, 1) << id;
   EXPECT_LE(handler.max_running(), 8);
-  for (const auto& call : queue.receive_calls()) EXPECT_LE(call.max_messages + call.running, 8);
+  for (const auto& call : queue.receive_calls()) {
+    EXPECT_LE(call.max_messages + call.running, 8);
+    if (receive_per_worker) {
+      EXPECT_EQ(call.max_messages, 1);
+    }
+  }
   for (const auto& call : queue.delete_calls()) EXPECT_LE(call.size(), 10u);
   EXPECT_EQ(queue.deleted_entries(), kMessages);
   EXPECT_THAT(*PeekInMemoryQueue(**memory), IsEmpty());
@@ -1042,6 +1053,12 @@ TEST_F(ConsumerTest, StressEveryMessageRunsExactlyOnce) {
   EXPECT_EQ(stats.received, kMessages);
   EXPECT_EQ(stats.succeeded, kMessages);
   EXPECT_EQ(stats.deleted, kMessages);
+}
+
+TEST_F(ConsumerTest, StressEveryMessageRunsExactlyOnce) { StressEveryMessageRunsExactlyOnce(false); }
+
+TEST_F(ConsumerTest, StressEveryMessageRunsExactlyOnceWhenWorkersReceive) {
+  StressEveryMessageRunsExactlyOnce(true);
 }
 
 TEST_F(ConsumerTest, DeletesAreFlushedByTimeInBatchesOfAtMostTen) {
@@ -1307,6 +1324,105 @@ TEST_F(ConsumerTest, BadBodiesDoNotWedgeTheThreadedConsumer) {
   EXPECT_EQ(consumer->stats().succeeded, 5);
 }
 
+// ---------------------------------------------------------------------------------------------
+// receive_per_worker: each worker receives its own message (the memory backend's mode).
+
+TEST_F(ConsumerTest, WorkersThatReceiveAskForOneMessageEachAndNeverHoldOneUnstarted) {
+  TestHandler handler;
+  handler.Block();
+  queue_->SetRunningProbe([&] { return handler.running(); });
+  ConsumerOptions options = TestOptions();
+  options.workers = 3;
+  options.receive_per_worker = true;
+  auto consumer = MakeConsumer(handler, options);
+  for (int i = 0; i < 10; ++i) Send(Body("job", "t" + std::to_string(i)));
+  consumer->Start();
+
+  ASSERT_TRUE(handler.WaitStarted(3));
+  EXPECT_EQ(Attributes().visible, 7);  // three running, nothing fetched and left waiting
+  EXPECT_EQ(Attributes().in_flight, 3);
+  for (int done = 1; done <= 7; ++done) {
+    handler.Release();
+    ASSERT_TRUE(handler.WaitStarted(3 + done));
+  }
+  handler.ReleaseAll();
+  ASSERT_TRUE(results_.WaitFor(10));
+  consumer->Stop();
+
+  EXPECT_EQ(handler.started(), 10);
+  EXPECT_LE(handler.max_running(), 3);
+  for (const RecordingQueue::ReceiveCall& call : queue_->receive_calls()) {
+    EXPECT_EQ(call.max_messages, 1);
+    EXPECT_LE(call.max_messages + call.running, 3);
+  }
+  EXPECT_THAT(Peek(*memory_), IsEmpty());
+  EXPECT_EQ(queue_->deleted_entries(), 10);
+  EXPECT_TRUE(sink_->HasLine("consumer starting: 3 workers, each receiving for itself"));
+}
+
+TEST_F(ConsumerTest, WorkersThatReceiveStopAtOnceAndLetTheRunningTaskFinish) {
+  TestHandler handler;
+  handler.Block([](const HandlerTask& task) { return task.task == "A"; });
+  ConsumerOptions options = TestOptions();
+  options.workers = 4;
+  options.receive_per_worker = true;
+  auto consumer = MakeConsumer(handler, options);
+  Send(Body("job", "A"));
+  consumer->Start();
+  ASSERT_TRUE(handler.WaitStarted(1));
+  // Three workers sit in long polls (the fake clock never ends them); Stop() must end them.
+  ASSERT_TRUE(queue_->WaitForReceiveCalls(4));
+
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    consumer->Stop();
+    stopped = true;
+  });
+  // Sent after Stop() began: no worker may start it.
+  while (!queue_->shut_down()) std::this_thread::sleep_for(1ms);
+  Send(Body("job", "late"));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(stopped);  // A still runs
+  handler.ReleaseAll();
+  stopper.join();
+
+  EXPECT_EQ(handler.started(), 1);
+  const ConsumerStats stats = consumer->stats();
+  EXPECT_EQ(stats.succeeded, 1);
+  EXPECT_EQ(stats.deleted, 1);
+  EXPECT_EQ(stats.receive_errors, 0);  // the ended long polls are not errors
+  std::vector<ReceivedMessage> left = Peek(*memory_);
+  ASSERT_THAT(left, SizeIs(1));
+  EXPECT_EQ(left[0].body, Body("job", "late"));
+  EXPECT_FALSE(sink_->HasLine("receive failed"));
+}
+
+TEST_F(ConsumerTest, WorkersThatReceiveBackOffOnReceiveErrorsAndRecover) {
+  TestHandler handler;
+  ConsumerOptions options = TestOptions();
+  options.workers = 1;
+  options.receive_per_worker = true;
+  options.receive_backoff_base = 100ms;
+  options.receive_backoff_max = 400ms;
+  queue_->FailNextReceives(3, UnavailableError("503 Service Unavailable"));
+  auto consumer = MakeConsumer(handler, options);
+  consumer->Start();
+  for (int failure = 1; failure <= 3; ++failure) {
+    ASSERT_TRUE(queue_->WaitForReceiveCalls(failure));
+    clock_.BlockUntilWaiters(2);  // the maintenance thread and the worker's back-off
+    EXPECT_EQ(queue_->receive_count(), failure);  // no re-poll before the back-off ends
+    clock_.Advance(400ms);
+  }
+  ASSERT_TRUE(queue_->WaitForReceiveCalls(4));
+  Send(Body("job", "after the outage"));
+  ASSERT_TRUE(results_.WaitFor(1));
+  consumer->Stop();
+  EXPECT_EQ(results_.all()[0].status, TaskStatus::kSuccess);
+  EXPECT_EQ(consumer->stats().receive_errors, 3);
+  EXPECT_TRUE(sink_->HasLine("receive failed (3 in a row), retrying in"));
+  EXPECT_TRUE(sink_->HasLine("receive recovered after 3 failed attempt(s)"));
+}
+
 TEST_F(ConsumerTest, DestructorWithoutStartOrStopIsClean) {
   TestHandler handler;
   auto consumer = MakeConsumer(handler, TestOptions());
@@ -1337,8 +1453,13 @@ TEST(ConsumerOptionsTest, FromConfig) {
   EXPECT_EQ(options.retry.max, 20s);
   EXPECT_EQ(options.default_job, "d");
   EXPECT_EQ(options.max_receive_count, 4);
+  EXPECT_EQ(options.pollers, 1);
+  EXPECT_TRUE(options.receive_per_worker);  // the memory backend's receives cost nothing
   config.queue.backend = "sqs";
+  config.consumer.pollers = 3;
   EXPECT_EQ(ConsumerOptionsFromConfig(config).max_receive_count, 0);
+  EXPECT_EQ(ConsumerOptionsFromConfig(config).pollers, 3);
+  EXPECT_FALSE(ConsumerOptionsFromConfig(config).receive_per_worker);
 }
 
 }  // namespace

@@ -104,7 +104,10 @@ int RunCheck(const std::string& config_path, int count, Redactor& redactor, cons
            ")\n";
   }
   const ConsumerConfig& c = config.consumer;
-  out += "consumer: " + Plural(c.workers, "worker", "workers") + ", batch " + std::to_string(c.batch_size) +
+  out += "consumer: " + Plural(c.workers, "worker", "workers") +
+         (q.backend == "sqs" ? ", " + Plural(c.pollers, "poller", "pollers") + " receiving up to " +
+                                   std::to_string(c.batch_size) + " at a time"
+                             : std::string(", each receiving for itself")) +
          ", shutdown grace " + FormatDuration(c.shutdown_grace) + ", retry " + FormatDuration(c.retry.base) +
          " doubling up to " + FormatDuration(c.retry.max) + "\n";
   if (!config.notify.targets.empty()) {
@@ -117,7 +120,11 @@ int RunCheck(const std::string& config_path, int count, Redactor& redactor, cons
     out += "  " + job.name + ": " + (job.schedule.empty() ? "no schedule (send on demand)" : job.schedule);
     if (!job.schedule.empty()) out += " in " + job.timezone;
     out += "; " + Plural(job.tasks.size(), "task", "tasks") + "; handler " + job.handler.type;
-    if (!job.notify.targets.empty()) out += "; notify on " + job.notify.on;
+    if (!job.notify.targets.empty()) {
+      out += "; notify";
+      for (const std::string& target : job.notify.targets) out += " " + target;
+      out += " on " + job.notify.on;
+    }
     out += "\n";
     if (job.schedule.empty()) continue;
     StatusOr<Schedule> schedule = Schedule::Parse(job.schedule, JobScheduleOptions(job, now));

@@ -122,6 +122,22 @@ TEST_F(NotifyCliTest, NotifyTestUsageErrors) {
   EXPECT_EQ(server_.request_count(), 0);
 }
 
+// The README's example: valid once the two variables are set, and without them the error names
+// each variable (and never a URL).
+TEST_F(NotifyCliTest, TheNotifyExampleChecksOutWithItsVariables) {
+  ProcessResult ok = RunTaskpipe({"check", "--config", "examples/notify.json"}, env_);
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_THAT(ok.out, HasSubstr("flaky-check: rate(1 minute) in UTC; 1 task; handler exec; notify team-slack "
+                                "ops-discord on failure"));
+  ExpectNoSecret(ok.out);
+  ProcessOptions bare;
+  bare.unset_env = {"SLACK_WEBHOOK_URL", "DISCORD_WEBHOOK_URL"};
+  ProcessResult missing = RunTaskpipe({"check", "--config", "examples/notify.json"}, bare);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_THAT(missing.err, HasSubstr("notify.targets.team-slack.url: environment variable SLACK_WEBHOOK_URL is not set"));
+  EXPECT_THAT(missing.err, HasSubstr("notify.targets.ops-discord.url: environment variable DISCORD_WEBHOOK_URL is not set"));
+}
+
 // The whole path: the producer fires, the exec handler fails, the consumer reports the result, and
 // both targets get it (escaped, mention-proof) before the process exits on SIGTERM.
 TEST_F(NotifyCliTest, RunPostsAFailedTaskToBothTargets) {

@@ -113,6 +113,7 @@ ConsumerOptions Options(int workers, bool pollers_hand_over = false) {
   ConsumerOptions options;
   options.workers = workers;
   options.receive_per_worker = !pollers_hand_over;
+  options.abort_receives_on_stop = true;  // the memory queue, as ConsumerOptionsFromConfig() sets it
   options.pollers = workers >= 8 ? 2 : 1;
   options.wait_time = std::chrono::seconds(1);
   options.summary_interval = std::chrono::seconds(0);

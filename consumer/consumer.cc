@@ -195,6 +195,7 @@ ConsumerOptions ConsumerOptionsFromConfig(const Config& config) {
   options.batch_size = config.consumer.batch_size;
   options.pollers = config.consumer.pollers;
   options.receive_per_worker = config.queue.backend == "memory";
+  options.abort_receives_on_stop = config.queue.backend == "memory";
   options.wait_time = config.queue.wait_time;
   options.visibility_timeout = config.queue.visibility_timeout;
   options.shutdown_grace = config.consumer.shutdown_grace;
@@ -298,11 +299,13 @@ std::vector<Consumer::Lease*> Consumer::ReceiveLeases(std::unique_lock<std::mute
   receive.wait = options_.wait_time;
   receive.visibility_timeout = options_.visibility_timeout;
   reserved_ += max;
+  ++receives_in_progress_;
   lock.unlock();
   const Clock::time_point before = clock_.Now();
   StatusOr<std::vector<ReceivedMessage>> received = queue_.Receive(receive);
   lock.lock();
   reserved_ -= max;
+  --receives_in_progress_;
   if (!options_.receive_per_worker) slots_cv_.notify_all();  // unused reservations are free again
   done_cv_.notify_all();
 
@@ -912,21 +915,34 @@ void Consumer::Stop() {
   const std::size_t released = unstarted.size();
   ReleaseLocked(std::move(unstarted));
   const int running = running_;
+  const int receiving = receives_in_progress_;
   work_cv_.notify_all();
   slots_cv_.notify_all();
   backoff_cv_.notify_all();
   done_cv_.notify_all();
   lock.unlock();
 
+  const bool abort_now = started && options_.shutdown_queue_on_stop && options_.abort_receives_on_stop;
   if (started) {
-    logger_->info("consumer stopping: {} handler(s) running, {} unstarted message(s) released", running, released);
+    logger_->info("consumer stopping: {} handler(s) running, {} unstarted message(s) released{}", running, released,
+                  receiving > 0 && !abort_now
+                      ? "; waiting for " + std::to_string(receiving) + " receive(s) in progress (at most " +
+                            std::to_string(options_.wait_time.count()) + "s) to release what they get"
+                      : std::string());
   }
-  if (started && options_.shutdown_queue_on_stop) queue_.Shutdown();
+  if (abort_now) queue_.Shutdown();
   FlushOutbox(FlushMode::kAll);
 
   lock.lock();
   const auto idle = [&] { return leases_.empty() && reserved_ == 0; };
   const Clock::time_point grace_end = clock_.Now() + options_.shutdown_grace;
+  if (started && options_.shutdown_queue_on_stop && !abort_now) {
+    // Receives first: they end within wait_time, and what they bring back is released.
+    clock_.WaitUntil(lock, done_cv_, grace_end, [&] { return reserved_ == 0 || stop_now_; });
+    lock.unlock();
+    queue_.Shutdown();
+    lock.lock();
+  }
   clock_.WaitUntil(lock, done_cv_, grace_end, [&] { return idle() || stop_now_; });
   if (!idle()) {
     std::vector<std::stop_source> to_stop;

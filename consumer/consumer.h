@@ -42,11 +42,13 @@
 //
 // Shutdown (the app calls Stop() on the first SIGINT/SIGTERM and StopNow() on the second; this
 // class installs no signal handlers):
-//  - Stop(): pollers stop at once. A long poll in progress cannot be cut short through the Queue
-//    interface except by Queue::Shutdown(), so Stop() calls queue.Shutdown() when
-//    `shutdown_queue_on_stop` is true (the default; in local mode stop the producer first). Without
-//    it, a poller may stay in its long poll for up to `wait_time`, and what it receives then is
-//    released. Messages received but not started are released at once (visibility 0), so another
+//  - Stop(): no new receive starts. A receive in progress is let finish (a long poll ends within
+//    `wait_time`), within `shutdown_grace`, and what it got is released: cutting an SQS reply off
+//    mid-transfer would strand its messages until their visibility timeout. With
+//    `abort_receives_on_stop` (the in-memory queue, where nothing is ever in transit) Stop() calls
+//    queue.Shutdown() at once instead; otherwise it calls it once the receives are done or the
+//    grace is over (when `shutdown_queue_on_stop`, the default; in local mode stop the producer
+//    first). Messages received but not started are released at once (visibility 0), so another
 //    consumer can take them now. Running handlers get `shutdown_grace` to finish; after that their
 //    stop_tokens are requested (an exec child is killed) and, when they return, their messages are
 //    released too (reported as kFailure, "interrupted by shutdown", will_retry = true). Pending
@@ -122,8 +124,15 @@ struct ConsumerOptions {
   std::chrono::milliseconds receive_backoff_max{30'000};
   // How long after its deadline a handler that has not returned gets its stop_token requested.
   std::chrono::seconds timeout_grace{5};
-  // Stop() and StopNow() call queue.Shutdown() to end long polls at once (see above).
+  // Stop() and StopNow() may call queue.Shutdown() to end long polls (see above).
   bool shutdown_queue_on_stop = true;
+  // Stop() ends receives in progress at once (queue.Shutdown() before the grace). Only safe when
+  // no message can be in transit in a cut-off receive, as with the in-memory queue (whose
+  // Shutdown() makes a waiting Receive return without taking anything). When false (SQS: a reply
+  // cut off mid-transfer would strand its messages until their visibility timeout), Stop() lets
+  // receives in progress return within shutdown_grace and releases what they got, and only then
+  // shuts the queue down. ConsumerOptionsFromConfig() sets it for the memory backend.
+  bool abort_receives_on_stop = false;
   // Seed of the jitter's generator; 0 = seeded from std::random_device.
   std::uint64_t jitter_seed = 0;
 };
@@ -244,6 +253,7 @@ class Consumer {
   bool stopping_ = false;     // GUARDED_BY(mu_): no more polling or starting of handlers
   bool stop_now_ = false;     // GUARDED_BY(mu_)
   bool stop_begun_ = false;   // GUARDED_BY(mu_): a Stop() is running or ran
+  int receives_in_progress_ = 0;  // GUARDED_BY(mu_): Receive calls of pollers or workers
   bool stopped_ = false;      // GUARDED_BY(mu_): that Stop() finished
   bool maint_stop_ = false;   // GUARDED_BY(mu_)
   bool maint_wake_ = false;   // GUARDED_BY(mu_)

@@ -90,6 +90,12 @@ class RecordingQueue final : public Queue {
     std::lock_guard<std::mutex> lock(mu_);
     hold_ = true;
   }
+  // Lets the holding Receive return its messages (a long poll that ends by itself).
+  void ReleaseHeld() {
+    std::lock_guard<std::mutex> lock(mu_);
+    release_held_ = true;
+    cv_.notify_all();
+  }
   // Waits until a Receive is holding messages; returns how many.
   std::size_t WaitUntilHolding() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -171,7 +177,7 @@ class RecordingQueue final : public Queue {
       if (hold_) {
         held_ = result->size();
         cv_.notify_all();
-        cv_.wait(lock, [&] { return shutdown_; });
+        cv_.wait(lock, [&] { return shutdown_ || release_held_; });
         hold_ = false;
       }
     }
@@ -243,6 +249,7 @@ class RecordingQueue final : public Queue {
   Status entry_status_;
   bool entry_sender_fault_ = true;
   bool hold_ = false;
+  bool release_held_ = false;
   std::size_t held_ = 0;
   bool shutdown_ = false;
   std::vector<ReceiveCall> receive_calls_;
@@ -441,6 +448,9 @@ ConsumerOptions TestOptions() {
   options.visibility_timeout = 30s;
   options.retry.base = 10s;
   options.retry.max = 60s;
+  // The in-memory queue's way (the fake clock would never end a long poll that Stop() waits for);
+  // StopLetsAReceiveInProgressFinishAndReleasesWhatItGot covers the SQS way.
+  options.abort_receives_on_stop = true;
   return options;
 }
 
@@ -1187,6 +1197,52 @@ TEST_F(ConsumerTest, StopLetsRunningHandlersFinishReleasesUnstartedAndFlushesDel
   consumer->Stop();  // idempotent
 }
 
+// SQS's way (the default): a receive in progress when Stop() comes is not cut off (its reply
+// could be in transit, and messages in a lost reply stay hidden for their visibility timeout); it
+// is let finish, and what it brings back is released at once. Only then is the queue shut down.
+TEST_F(ConsumerTest, StopLetsAReceiveInProgressFinishAndReleasesWhatItGot) {
+  TestHandler handler;
+  handler.Block([](const HandlerTask& task) { return task.task == "A"; });
+  ConsumerOptions options = TestOptions();
+  options.workers = 4;
+  options.abort_receives_on_stop = false;
+  auto consumer = MakeConsumer(handler, options);
+  Send(Body("job", "A"));
+  consumer->Start();
+  ASSERT_TRUE(handler.WaitStarted(1));
+
+  queue_->HoldNextReceivedMessages();
+  std::vector<SendBatchEntry> batch = {{"c", {.body = Body("job", "C")}}, {"d", {.body = Body("job", "D")}}};
+  ASSERT_TRUE(memory_->SendBatch(batch).ok());
+  const std::size_t held = queue_->WaitUntilHolding();
+
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    consumer->Stop();
+    stopped = true;
+  });
+  ASSERT_TRUE(sink_->WaitForLine("waiting for 1 receive(s) in progress"));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(queue_->shut_down());  // not cut off
+  EXPECT_THAT(queue_->visibility_calls(), IsEmpty());
+
+  queue_->ReleaseHeld();  // the long poll returns with C and D
+  ASSERT_TRUE(queue_->WaitForVisibilityCalls(1));
+  const auto release = queue_->visibility_calls()[0];
+  EXPECT_THAT(release.entries, SizeIs(held));
+  for (const auto& entry : release.entries) EXPECT_EQ(entry.visibility_timeout, 0s);
+  for (int i = 0; i < 5000 && !queue_->shut_down(); ++i) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(queue_->shut_down());  // and then the queue is shut down
+  EXPECT_EQ(Attributes().visible, 2);  // C and D, ready for another consumer now
+  EXPECT_FALSE(stopped);               // A still runs
+
+  handler.ReleaseAll();
+  stopper.join();
+  EXPECT_EQ(handler.started(), 1);
+  EXPECT_EQ(consumer->stats().released, static_cast<std::int64_t>(held));
+  EXPECT_EQ(consumer->stats().succeeded, 1);
+}
+
 TEST_F(ConsumerTest, GraceExceededRequestsStopAndReleasesTheMessage) {
   TestHandler handler;
   handler.Block();
@@ -1455,11 +1511,13 @@ TEST(ConsumerOptionsTest, FromConfig) {
   EXPECT_EQ(options.max_receive_count, 4);
   EXPECT_EQ(options.pollers, 1);
   EXPECT_TRUE(options.receive_per_worker);  // the memory backend's receives cost nothing
+  EXPECT_TRUE(options.abort_receives_on_stop);  // and nothing is ever in transit
   config.queue.backend = "sqs";
   config.consumer.pollers = 3;
   EXPECT_EQ(ConsumerOptionsFromConfig(config).max_receive_count, 0);
   EXPECT_EQ(ConsumerOptionsFromConfig(config).pollers, 3);
   EXPECT_FALSE(ConsumerOptionsFromConfig(config).receive_per_worker);
+  EXPECT_FALSE(ConsumerOptionsFromConfig(config).abort_receives_on_stop);
 }
 
 }  // namespace

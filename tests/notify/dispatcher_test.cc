@@ -11,6 +11,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -308,6 +309,164 @@ TEST(SampleTaskResultTest, LooksLikeARealResult) {
   const TaskResult success = SampleTaskResult(TaskStatus::kSuccess, now);
   EXPECT_TRUE(success.error.empty());
   EXPECT_EQ(success.finished_at, now);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real Slack and Discord targets (their payloads and reply readers, the delivery machinery,
+// libcurl) against a loopback server that answers as each platform does.
+
+class PlatformLoopbackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    StatusOr<std::unique_ptr<HttpClient>> http = NewCurlHttpClient();
+    ASSERT_TRUE(http.ok());
+    http_ = std::move(*http);
+    logger_ = std::make_shared<spdlog::logger>("notify", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
+    logger_->set_level(spdlog::level::trace);
+  }
+  std::unique_ptr<NotifyTarget> Target(const std::string& type, const std::string& path,
+                                       std::shared_ptr<RateLimitGate> gate = nullptr) {
+    WebhookTargetOptions options = DefaultWebhookOptions(type);
+    options.rate_per_sec = 1000;  // the platforms' pacing is tested with a fake clock elsewhere
+    options.burst = 10;
+    options.retry_base = 50ms;
+    options.retry_max = 100ms;
+    options.request_timeout = 2s;
+    StatusOr<std::unique_ptr<NotifyTarget>> target =
+        NewNotifyTarget(type + "-target", NotifyTargetConfig{.type = type, .url = server_.url() + path}, options,
+                        *http_, RealClock(), logger_, std::move(gate));
+    EXPECT_TRUE(target.ok()) << target.status().ToString();
+    return target.ok() ? std::move(*target) : nullptr;
+  }
+  static TaskResult Numbered(int i) {
+    TaskResult r = Result("job", TaskStatus::kFailure);
+    r.task = "\"task-number-" + std::to_string(i) + "\"";
+    return r;
+  }
+  void ExpectNoSecretLogged() { EXPECT_THAT(log_.str(), Not(HasSubstr("SECRET"))); }
+
+  HttpTestServer server_;
+  std::unique_ptr<HttpClient> http_;
+  std::ostringstream log_;
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+constexpr char kSlackPath[] = "/services/T000/B000/SECRETslack";
+constexpr char kDiscordPath[] = "/api/webhooks/42/SECRETdiscord";
+
+TEST_F(PlatformLoopbackTest, Slack429WithRetryAfterThen5xxThenOk) {
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> at;
+  server_.SetHandler([&](const HttpTestRequest&) {
+    std::lock_guard<std::mutex> lock(mu);
+    at.push_back(std::chrono::steady_clock::now());
+    if (at.size() == 1) {
+      HttpTestReply reply = HttpTestReply::Text(429, "rate_limited");
+      reply.headers = {{"Retry-After", "1"}};
+      return reply;
+    }
+    if (at.size() == 2) return HttpTestReply::Text(500, "rollup_error");
+    return HttpTestReply::Text(200, "ok");
+  });
+  auto target = Target("slack", kSlackPath);
+  ASSERT_TRUE(target->Enqueue(Numbered(1)));
+  target->Shutdown(RealClock().Now() + 10s);
+  const NotifyStats stats = target->Stats();
+  EXPECT_EQ(stats.delivered, 1u);
+  EXPECT_EQ(stats.rate_limited, 1u);
+  EXPECT_EQ(stats.retries, 1u);
+  ASSERT_THAT(at, SizeIs(3));
+  EXPECT_GE(at[1] - at[0], 950ms);  // Slack's Retry-After: 1 (second) honoured
+  ExpectNoSecretLogged();
+}
+
+TEST_F(PlatformLoopbackTest, SlackInvalidPayloadDropsThatMessageOnly) {
+  server_.SetHandler([](const HttpTestRequest& r) {
+    if (r.body.find("task-number-1") != std::string::npos) {
+      return HttpTestReply::Text(400, "invalid_payload");
+    }
+    return HttpTestReply::Text(200, "ok");
+  });
+  auto target = Target("slack", kSlackPath);
+  ASSERT_TRUE(target->Enqueue(Numbered(1)));
+  ASSERT_TRUE(target->Enqueue(Numbered(2)));
+  target->Shutdown(RealClock().Now() + 10s);
+  const NotifyStats stats = target->Stats();
+  EXPECT_EQ(stats.dropped_rejected, 1u);
+  EXPECT_EQ(stats.delivered, 1u);  // the next one still goes
+  EXPECT_EQ(server_.request_count(), 2);  // and the rejected one is not retried
+  EXPECT_THAT(log_.str(), HasSubstr("invalid_payload"));
+  ExpectNoSecretLogged();
+}
+
+TEST_F(PlatformLoopbackTest, DiscordGlobalRateLimitPausesEveryDiscordTarget) {
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::chrono::steady_clock::time_point>> seen;
+  server_.SetHandler([&](const HttpTestRequest& r) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen.emplace_back(r.path(), std::chrono::steady_clock::now());
+    if (seen.size() == 1) {
+      HttpTestReply reply = HttpTestReply::Json(
+          429, R"({"message": "You are being rate limited.", "retry_after": 0.6, "global": true})");
+      reply.headers = {{"X-RateLimit-Global", "true"}, {"X-RateLimit-Scope", "global"}, {"Retry-After", "1"}};
+      return reply;
+    }
+    return HttpTestReply::Json(200, R"({"id": "1"})");
+  });
+  auto gate = std::make_shared<RateLimitGate>();
+  auto first = Target("discord", kDiscordPath, gate);
+  ASSERT_TRUE(first->Enqueue(Numbered(1)));
+  // Once the first target has read the 429, a second one sharing the gate must wait it out too.
+  for (int i = 0; i < 10000 && first->Stats().rate_limited == 0; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(first->Stats().rate_limited, 1u);
+  auto second = Target("discord", "/api/webhooks/43/SECRETother", gate);
+  ASSERT_TRUE(second->Enqueue(Numbered(2)));
+  first->Shutdown(RealClock().Now() + 10s);
+  second->Shutdown(RealClock().Now() + 10s);
+  EXPECT_EQ(first->Stats().delivered, 1u);
+  EXPECT_EQ(second->Stats().delivered, 1u);
+  ASSERT_THAT(seen, SizeIs(3));
+  for (std::size_t i = 1; i < seen.size(); ++i) {
+    EXPECT_GE(seen[i].second - seen[0].second, 590ms) << seen[i].first << " went during the global pause";
+  }
+  ExpectNoSecretLogged();
+}
+
+TEST_F(PlatformLoopbackTest, DiscordValidationErrorAndUnknownWebhook) {
+  server_.SetHandler([](const HttpTestRequest& r) {
+    if (r.path() == "/api/v10/webhooks/42/SECRETdiscord") {
+      return HttpTestReply::Json(400, R"({"code": 50035, "message": "Invalid Form Body", "errors": {}})");
+    }
+    return HttpTestReply::Json(404, R"({"message": "Unknown Webhook", "code": 10015})");
+  });
+  auto rejecting = Target("discord", kDiscordPath);
+  auto gone = Target("discord", "/api/webhooks/44/SECRETgone");
+  ASSERT_TRUE(rejecting->Enqueue(Numbered(1)));
+  ASSERT_TRUE(gone->Enqueue(Numbered(1)));
+  rejecting->Shutdown(RealClock().Now() + 10s);
+  gone->Shutdown(RealClock().Now() + 10s);
+  EXPECT_EQ(rejecting->Stats().dropped_rejected, 1u);
+  EXPECT_EQ(gone->Stats().dropped_dead, 1u);
+  EXPECT_FALSE(gone->Enqueue(Numbered(2)));  // disabled (and shut down)
+  EXPECT_THAT(log_.str(), HasSubstr("50035"));
+  EXPECT_THAT(log_.str(), HasSubstr("is disabled"));
+  EXPECT_EQ(server_.request_count(), 2);  // neither was retried
+  ExpectNoSecretLogged();
+}
+
+TEST_F(PlatformLoopbackTest, HangingWebhookIsBoundedByTheShutdownDeadline) {
+  server_.SetHandler([](const HttpTestRequest&) { return HttpTestReply::Hang(); });
+  auto target = Target("slack", kSlackPath);
+  ASSERT_TRUE(target->Enqueue(Numbered(1)));
+  ASSERT_TRUE(target->Enqueue(Numbered(2)));
+  const auto start = std::chrono::steady_clock::now();
+  target->Shutdown(RealClock().Now() + 3s);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 6s);  // deadline + at most one request timeout
+  const NotifyStats stats = target->Stats();
+  EXPECT_EQ(stats.delivered, 0u);
+  EXPECT_EQ(stats.dropped(), 2u);  // counted, never silent
+  EXPECT_EQ(stats.pending, 0u);
+  ExpectNoSecretLogged();
 }
 
 }  // namespace

@@ -35,9 +35,10 @@ struct DeliveryVerdict {
                    // Discord 10015 Unknown Webhook): drop everything, stop sending
   };
   Kind kind = Kind::kRetry;
-  // kRateLimited: the wait the platform asked for (0 when it named none); also set on any reply
-  // that says the bucket is empty (Discord X-RateLimit-Remaining: 0 with X-RateLimit-Reset-After),
-  // then with kind kDelivered.
+  // kRateLimited: the wait the platform asked for (the classifiers put 1 s when the reply names
+  // none or an unreadable one; a target treats 0 as 1 s). Also set on any reply that says the
+  // bucket is empty (Discord X-RateLimit-Remaining: 0 with X-RateLimit-Reset-After), then with kind
+  // kDelivered; on any kind it is a minimum wait before the next request.
   std::chrono::milliseconds retry_after{0};
   bool global = false;  // Discord's global rate limit: every Discord target must pause
   // One line, e.g. `Slack answered 404 "no_service"` or `Discord answered 429 (retry after
@@ -45,8 +46,9 @@ struct DeliveryVerdict {
   std::string error{};
 };
 
-// Counters of one target. Every result handed to a target ends in exactly one of delivered and
-// dropped_* (or is still pending).
+// Counters of one target. `enqueued` counts every Enqueue() call, accepted or not; each ends in
+// exactly one of delivered and dropped_* (or is still pending): enqueued == delivered + dropped()
+// + pending in every snapshot. A call refused after Shutdown() began counts in dropped_deadline.
 struct NotifyStats {
   std::uint64_t enqueued = 0;
   std::uint64_t delivered = 0;

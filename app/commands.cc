@@ -14,6 +14,7 @@
 #include "net/curl_http_client.h"
 #include "common/clock.h"
 #include "common/quote.h"
+#include "common/task_result.h"
 #include "notify/dispatcher.h"
 #include "producer/producer.h"
 #include "producer/schedule.h"
@@ -218,14 +219,11 @@ int RunNotifyTest(const NotifyTestFlags& flags, const CommandContext& context) {
                                                   : " (known: " + known + ")"));
     return kExitUsage;
   }
-  TaskStatus status = TaskStatus::kFailure;
-  if (flags.status == "success") {
-    status = TaskStatus::kSuccess;
-  } else if (flags.status == "timeout") {
-    status = TaskStatus::kTimeout;
-  } else if (flags.status == "invalid") {
-    status = TaskStatus::kInvalid;
-  } else if (flags.status != "failure") {
+  std::optional<TaskStatus> status;
+  for (TaskStatus s : {TaskStatus::kSuccess, TaskStatus::kFailure, TaskStatus::kTimeout, TaskStatus::kInvalid}) {
+    if (flags.status == TaskStatusName(s)) status = s;
+  }
+  if (!status) {
     PrintCommandError(context, "--status: expected success, failure, timeout or invalid, got " +
                                    QuoteForError(flags.status));
     return kExitUsage;
@@ -244,7 +242,7 @@ int RunNotifyTest(const NotifyTestFlags& flags, const CommandContext& context) {
     PrintCommandError(context, target.status().message());
     return kExitUsage;
   }
-  (*target)->Enqueue(SampleTaskResult(status, clock.WallNow()));
+  (*target)->Enqueue(SampleTaskResult(*status, clock.WallNow()));
   (*target)->Shutdown(clock.Now() + std::chrono::seconds(flags.timeout_seconds));
   const NotifyStats stats = (*target)->Stats();
   const std::string what = "a sample " + flags.status + " result to " + QuoteForError(found->first) + " (" +

@@ -622,10 +622,12 @@ class SqsQueueFaultTest : public ::testing::TestWithParam<std::string> {
 
   // Answers the n-th request (0-based) with replies[min(n, size-1)].
   void Script(std::vector<HttpTestReply> replies) {
+    // By the order the server read the requests (HttpTestRequest::index), not the order the
+    // handler is called in: a request read first may reach the handler second.
     auto shared = std::make_shared<std::vector<HttpTestReply>>(std::move(replies));
-    auto next = std::make_shared<std::atomic<int>>(0);
-    server_.SetHandler([shared, next](const HttpTestRequest&) {
-      const int n = next->fetch_add(1);
+    const int base = server_.request_count();
+    server_.SetHandler([shared, base](const HttpTestRequest& request) {
+      const int n = request.index - base;
       return shared->at(std::min<std::size_t>(static_cast<std::size_t>(n), shared->size() - 1));
     });
   }

@@ -400,6 +400,7 @@ void HttpTestServer::ServeConnection(int fd, int connection) {
     Handler handler;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      req.index = static_cast<int>(requests_.size());
       requests_.push_back(req);
       handler = handler_;
     }

@@ -36,6 +36,10 @@ struct HttpTestRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;     // de-chunked
   int connection = 0;   // 1 for the first accepted connection, 2 for the next, ...
+  // Its position in requests(): 0 for the first request read. Handlers run on the connections'
+  // threads, so their calls may come in another order; a handler that scripts replies by arrival
+  // must go by this, not by counting its own calls.
+  int index = 0;
 
   std::string path() const;   // target up to '?'
   std::string query() const;  // after '?', or ""

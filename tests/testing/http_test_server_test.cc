@@ -11,8 +11,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace taskpipe::testing {
 namespace {
@@ -90,6 +93,37 @@ TEST(HttpTestServerTest, ParsesRequestAndAnswersWithKeepAlive) {
   EXPECT_EQ(reqs[1].body, "abcde");
   EXPECT_EQ(reqs[1].connection, 1);
   EXPECT_EQ(server.connection_count(), 1);
+}
+
+TEST(HttpTestServerTest, IndexIsTheReadOrderEvenWhenHandlersRunOutOfOrder) {
+  // The first request's handler is held until the second one's has run: the handler calls come
+  // in the other order, and `index` still says which request was read first.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool second_handled = false;
+  HttpTestServer server([&](const HttpTestRequest& r) {
+    std::unique_lock<std::mutex> lock(mu);
+    if (r.path() == "/first") {
+      cv.wait_for(lock, 5s, [&] { return second_handled; });
+    } else {
+      second_handled = true;
+      cv.notify_all();
+    }
+    return HttpTestReply::Text(200, std::to_string(r.index));
+  });
+  RawClient a(server.port());
+  RawClient b(server.port());
+  ASSERT_TRUE(a.Write("GET /first HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(server.WaitForRequests(1));
+  ASSERT_TRUE(b.Write("GET /second HTTP/1.1\r\n\r\n"));
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 1\r\n\r\n";
+  EXPECT_EQ(b.Read(head.size() + 1), head + "1");
+  EXPECT_EQ(a.Read(head.size() + 1), head + "0");
+  std::vector<HttpTestRequest> reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].path(), "/first");
+  EXPECT_EQ(reqs[0].index, 0);
+  EXPECT_EQ(reqs[1].index, 1);
 }
 
 TEST(HttpTestServerTest, ConnectionCloseAndHttp10CloseAfterTheReply) {

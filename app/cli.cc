@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/commands.h"
+#include "app/metrics.h"
 #include "app/signals.h"
 #include "common/clock.h"
 #include "common/duration.h"
@@ -110,6 +111,10 @@ int RunCheck(const std::string& config_path, int count, Redactor& redactor, cons
                              : std::string(", each receiving for itself")) +
          ", shutdown grace " + FormatDuration(c.shutdown_grace) + ", retry " + FormatDuration(c.retry.base) +
          " doubling up to " + FormatDuration(c.retry.max) + "\n";
+  if (config.metrics.port != 0) {
+    out += "metrics: " + MetricsBaseUrl(config.metrics.address, config.metrics.port) +
+           " (/healthz unhealthy after " + FormatDuration(config.metrics.unhealthy_after) + " of failed receives)\n";
+  }
   if (!config.notify.targets.empty()) {
     out += "notify targets:";
     for (const auto& [name, target] : config.notify.targets) out += " " + name + " (" + target.type + ")";
@@ -199,6 +204,16 @@ int RunNext(const NextFlags& flags, const Redactor& redactor) {
   return kExitOk;
 }
 
+void AddMetricsOptions(CLI::App& command, ConsumeFlags& flags) {
+  command.add_option("--metrics-port", flags.metrics_port,
+                     "Serve GET /healthz and GET /metrics (Prometheus) on this port (overrides metrics.port; "
+                     "0: any free port, logged)")
+      ->check(CLI::Range(0, 65535));
+  command.add_option("--metrics-address", flags.metrics_address,
+                     "Address the metrics port listens on (overrides metrics.address; default 127.0.0.1, "
+                     "this host only)");
+}
+
 }  // namespace
 
 int RunTaskpipeCli(int argc, char** argv, const HandlerRegistry& registry) {
@@ -249,6 +264,7 @@ int RunTaskpipeCli(int argc, char** argv, const HandlerRegistry& registry) {
   run->add_option("--config,-c", run_flags.config_path, "Config file (JSON with comments)")->required();
   run->add_option("--state", run_flags.state_file,
                   "File that remembers each job's last fire, for jobs with \"catch_up\": true");
+  AddMetricsOptions(*run, run_flags);
   run->footer(
       "\nEvery job with a schedule fires on it; each task runs its job's handler on one of\n"
       "consumer.workers threads. With queue.backend \"sqs\" the same process produces to and consumes\n"
@@ -261,12 +277,16 @@ int RunTaskpipeCli(int argc, char** argv, const HandlerRegistry& registry) {
       "consume", "The worker service: long-poll the queue and run each task's handler, until SIGINT/SIGTERM "
                  "(first signal: drain and exit 0; second: exit at once)");
   consume->add_option("--config,-c", consume_flags.config_path, "Config file (JSON with comments)")->required();
+  AddMetricsOptions(*consume, consume_flags);
   consume->footer(
       "\nOn success a message is deleted; on failure it comes back after a back-off that doubles with\n"
       "each receive (consumer.retry), and after the queue's maxReceiveCount it moves to the\n"
       "dead-letter queue. Visibility is extended while a handler runs.\n"
-      "\nExample:\n"
-      "  AWS_REGION=us-east-1 taskpipe consume --config prod.json --log-format json");
+      "\nWith --metrics-port, GET /healthz answers 200 while receiving works and 503 once every\n"
+      "receive for metrics.unhealthy_after (60 s) has failed; GET /metrics is Prometheus text.\n"
+      "\nExamples:\n"
+      "  AWS_REGION=us-east-1 taskpipe consume --config prod.json --log-format json\n"
+      "  taskpipe consume --config prod.json --metrics-port 9464 &  curl -s 127.0.0.1:9464/healthz");
 
   ProduceFlags produce_flags;
   CLI::App* produce = app.add_subcommand(

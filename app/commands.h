@@ -72,6 +72,9 @@ struct ConsumeFlags {
   std::string config_path;
   bool local = false;        // `run`: the producer too, in this process
   std::string state_file;    // `run`: catch_up state
+  // --metrics-port / --metrics-address: override metrics.port / metrics.address.
+  std::optional<int> metrics_port;
+  std::optional<std::string> metrics_address;
 };
 // `taskpipe run` (local = true): producer, queue and consumer pool in one process; `taskpipe
 // consume`: the consumer pool alone. Both until SIGINT/SIGTERM: the first drains (running handlers

@@ -60,6 +60,8 @@ StatusOr<OpenedQueue> OpenSqsQueue(const QueueConfig& config, Clock& clock, Reda
   options.endpoint = endpoint;
   options.region = *region;
   options.protocol = config.protocol;
+  opened.sqs_counters = std::make_unique<SqsRequestCounters>();
+  options.counters = opened.sqs_counters.get();
   StatusOr<std::unique_ptr<Queue>> queue = NewSqsQueue(options, *opened.http, *opened.credentials, clock);
   if (!queue.ok()) return queue.status();
   opened.queue = std::move(*queue);

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "net/http_client.h"
 #include "queue/queue.h"
+#include "queue/sqs_queue.h"
 
 namespace taskpipe {
 
@@ -20,6 +21,7 @@ namespace taskpipe {
 struct OpenedQueue {
   std::unique_ptr<HttpClient> http;                  // sqs only
   std::unique_ptr<CredentialsProvider> credentials;  // sqs only
+  std::unique_ptr<SqsRequestCounters> sqs_counters;  // sqs only: the queue's requests, for metrics
   std::unique_ptr<Queue> dead_letter;                // memory only, when max_receive_count > 0
   std::unique_ptr<Queue> queue;
   bool fifo = false;

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "app/commands.h"
+#include "app/metrics.h"
 #include "app/queue_wiring.h"
 #include "app/signals.h"
 #include "common/clock.h"
@@ -23,6 +24,7 @@
 #include "consumer/consumer.h"
 #include "consumer/handler.h"
 #include "net/curl_http_client.h"
+#include "net/http_server.h"
 #include "notify/dispatcher.h"
 #include "producer/scheduler.h"
 #include "queue/in_memory_queue.h"
@@ -141,6 +143,42 @@ int RunConsumer(const ConsumeFlags& flags, const CommandContext& context) {
       },
       context.make_logger("consumer"), options);
 
+  // GET /healthz and GET /metrics, when asked for. Declared after the consumer, the dispatcher and
+  // the queue it reads, so it stops before they go.
+  MetricsConfig metrics = config->metrics;
+  if (flags.metrics_port) metrics.port = *flags.metrics_port;
+  if (flags.metrics_address) metrics.address = *flags.metrics_address;
+  std::atomic<bool> draining{false};
+  std::unique_ptr<HttpServer> metrics_server;
+  // --metrics-port 0 asks for any free port (the log line says which); metrics.port 0 means none.
+  if (metrics.port != 0 || flags.metrics_port.has_value()) {
+    SqsRequestCounters* sqs_counters = opened->sqs_counters.get();
+    const int workers = options.workers;
+    auto snapshot = [&consumer, &draining, sqs_counters, dispatcher, workers] {
+      MetricsSnapshot s;
+      s.consumer = consumer.stats();
+      s.workers = workers;
+      s.draining = draining.load();
+      if (sqs_counters != nullptr) s.sqs = sqs_counters->Snapshot();
+      s.notify = dispatcher->Stats();
+      s.version = TASKPIPE_VERSION;
+      return s;
+    };
+    const std::chrono::seconds unhealthy_after = metrics.unhealthy_after;
+    StatusOr<std::unique_ptr<HttpServer>> server = StartHttpServer(
+        HttpServerOptions{.address = metrics.address, .port = metrics.port},
+        [snapshot, &clock, unhealthy_after](const HttpServerRequest& request) {
+          return ServeMetricsRequest(request, snapshot(), clock.Now(), unhealthy_after);
+        });
+    if (!server.ok()) {
+      PrintCommandError(context, "metrics endpoint: " + server.status().message());
+      return server.status().code() == StatusCode::kInvalidArgument ? kExitUsage : kExitFailure;
+    }
+    metrics_server = std::move(*server);
+    const std::string base = MetricsBaseUrl(metrics.address, metrics_server->port());
+    logger->info("metrics: {}/metrics, health: {}/healthz", base, base);
+  }
+
   std::unique_ptr<Scheduler> scheduler;
   if (flags.local) {
     SchedulerOptions scheduler_options;
@@ -188,6 +226,7 @@ int RunConsumer(const ConsumeFlags& flags, const CommandContext& context) {
                config->jobs.size(), config->jobs.size() == 1 ? "" : "s");
 
   stop.Wait();
+  draining = true;
   if (scheduler) {
     scheduler->Stop();
     producer_thread.join();

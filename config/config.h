@@ -99,10 +99,19 @@ struct JobConfig {
   std::string message_group_id{};
 };
 
+// The HTTP endpoint of `consume` and `run` (GET /healthz, GET /metrics; app/metrics.h).
+struct MetricsConfig {
+  int port = 0;                       // 0: no endpoint (--metrics-port overrides)
+  std::string address = "127.0.0.1";  // an IP literal; "0.0.0.0" or "::" to listen on every interface
+  // /healthz answers 503 once every receive for this long has failed.
+  std::chrono::seconds unhealthy_after{60};
+};
+
 struct Config {
   QueueConfig queue{};
   ConsumerConfig consumer{};
   NotifyConfig notify{};
+  MetricsConfig metrics{};
   std::vector<JobConfig> jobs{};
   std::string source_path{};  // the file it was loaded from ("" when loaded from text)
   // Every secret the config holds after ${VAR} expansion (webhook URLs, header values such as

@@ -1,5 +1,8 @@
 #include "config/config_json.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cctype>
 #include <climits>
@@ -153,6 +156,12 @@ bool IsHttpUrl(std::string_view url) {
   return !authority.empty() && authority[0] != ':';
 }
 
+// An IPv4 or IPv6 address literal (what the metrics server can bind).
+bool IsIpLiteral(const std::string& text) {
+  unsigned char buffer[sizeof(in6_addr)];
+  return inet_pton(AF_INET, text.c_str(), buffer) == 1 || inet_pton(AF_INET6, text.c_str(), buffer) == 1;
+}
+
 bool IsEnvName(std::string_view name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
   return std::all_of(name.begin(), name.end(),
@@ -225,6 +234,7 @@ class Loader {
   void LoadQueue(const json& value, QueueConfig* queue);
   void LoadConsumer(const json& value, ConsumerConfig* consumer);
   void LoadNotify(const json& value, NotifyConfig* notify);
+  void LoadMetrics(const json& value, MetricsConfig* metrics);
   void LoadJobs(const json& value, std::vector<JobConfig>* jobs);
   void LoadJob(const json& value, const std::string& path, JobConfig* job);
   void LoadHandler(const json& value, const std::string& path, HandlerConfig* handler);
@@ -604,10 +614,11 @@ void Loader::Load(std::string_view text, Config* config) {
     Problem("", "expected a JSON object at the top level, got " + DescribeJsonValue(*root));
     return;
   }
-  ObjectReader reader(*this, *root, "", {"queue", "consumer", "notify", "jobs"});
+  ObjectReader reader(*this, *root, "", {"queue", "consumer", "notify", "metrics", "jobs"});
   if (const json* queue = reader.Get("queue")) LoadQueue(*queue, &config->queue);
   if (const json* consumer = reader.Get("consumer")) LoadConsumer(*consumer, &config->consumer);
   if (const json* notify = reader.Get("notify")) LoadNotify(*notify, &config->notify);
+  if (const json* metrics = reader.Get("metrics")) LoadMetrics(*metrics, &config->metrics);
   if (const json* jobs = reader.Get("jobs")) LoadJobs(*jobs, &config->jobs);
 
   // Cross-field: consumer.default_job names a job.
@@ -676,6 +687,17 @@ void Loader::LoadConsumer(const json& value, ConsumerConfig* consumer) {
     }
   }
   r.String("default_job", &consumer->default_job);
+}
+
+void Loader::LoadMetrics(const json& value, MetricsConfig* metrics) {
+  ObjectReader r(*this, value, "metrics", {"port", "address", "unhealthy_after"});
+  if (!r.ok()) return;
+  r.Int("port", &metrics->port, 0, 65535);
+  if (r.String("address", &metrics->address) && !IsIpLiteral(metrics->address)) {
+    Problem(r.PathOf("address"), "expected an IP address such as \"127.0.0.1\" (this host only), \"0.0.0.0\" or "
+                                 "\"::\" (every interface), got " + QuoteText(metrics->address));
+  }
+  r.Seconds("unhealthy_after", &metrics->unhealthy_after, seconds(1), seconds(24 * 3600), "");
 }
 
 void Loader::LoadNotify(const json& value, NotifyConfig* notify) {

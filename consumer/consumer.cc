@@ -313,7 +313,7 @@ std::vector<Consumer::Lease*> Consumer::ReceiveLeases(std::unique_lock<std::mute
   if (!received.ok()) {
     if (stopping_) return leases;  // Stop() shut the queue down under the call
     ++failures;
-    ++counters_.receive_errors;
+    CountReceiveLocked(false);
     const Clock::duration wait =
         Backoff(failures, options_.receive_backoff_base, options_.receive_backoff_max, JitterLocked());
     lock.unlock();
@@ -331,6 +331,7 @@ std::vector<Consumer::Lease*> Consumer::ReceiveLeases(std::unique_lock<std::mute
     lock.lock();
     failures = 0;
   }
+  CountReceiveLocked(true);
   counters_.received += static_cast<std::int64_t>(received->size());
   if (stopping_) {
     // Received while Stop() began: give them back at once instead of starting them.
@@ -422,7 +423,7 @@ int Consumer::PollOnce() {
   if (!received.ok()) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      ++counters_.receive_errors;
+      CountReceiveLocked(false);
     }
     logger_->warn("receive failed: {}", received.status().ToString());
     return 0;
@@ -430,6 +431,7 @@ int Consumer::PollOnce() {
   std::vector<Lease*> leases;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    CountReceiveLocked(true);
     counters_.received += static_cast<std::int64_t>(received->size());
     for (ReceivedMessage& message : *received) leases.push_back(AddLeaseLocked(std::move(message), before, false));
   }
@@ -508,6 +510,11 @@ void Consumer::Process(Lease* lease) {
         durations_[durations_next_] = result.duration;
       }
       durations_next_ = (durations_next_ + 1) % kDurationWindow;
+      const auto bucket = std::lower_bound(kHandlerDurationBounds.begin(), kHandlerDurationBounds.end(),
+                                           result.duration);
+      ++counters_.handler_duration_buckets[static_cast<std::size_t>(bucket - kHandlerDurationBounds.begin())];
+      ++counters_.handler_runs;
+      counters_.handler_duration_total += result.duration;
     }
     if (outcome.status.ok()) {
       result.status = TaskStatus::kSuccess;
@@ -563,6 +570,7 @@ void Consumer::Process(Lease* lease) {
         visibility = std::min(visibility, FloorSeconds(lease->cap - clock_.Now()) - kCapMargin);
         result.will_retry = options_.max_receive_count == 0 || message.receive_count < options_.max_receive_count;
         ++counters_.retried;
+        if (!result.will_retry) ++counters_.dead_lettered;
         if (visibility >= seconds(1)) {
           entry.visibility = visibility;
           EnqueueLocked(std::move(entry));
@@ -1001,6 +1009,17 @@ void Consumer::StopNow() {
   }
   for (std::stop_source& source : to_stop) source.request_stop();
   if (shutdown_queue) queue_.Shutdown();
+}
+
+void Consumer::CountReceiveLocked(bool ok) {
+  if (ok) {
+    counters_.receive_failing_since.reset();
+    counters_.receive_errors_in_a_row = 0;
+    return;
+  }
+  ++counters_.receive_errors;
+  ++counters_.receive_errors_in_a_row;
+  if (!counters_.receive_failing_since) counters_.receive_failing_since = clock_.Now();
 }
 
 ConsumerStats Consumer::stats() const {

@@ -71,6 +71,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -79,6 +80,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <stop_token>
 #include <string>
@@ -142,6 +144,16 @@ struct ConsumerOptions {
 // their defaults.
 ConsumerOptions ConsumerOptionsFromConfig(const Config& config);
 
+// The upper bounds of the buckets of ConsumerStats::handler_duration_buckets (the last bucket,
+// one more, counts the runs longer than the last bound).
+inline constexpr std::array<std::chrono::milliseconds, 16> kHandlerDurationBounds = {
+    std::chrono::milliseconds(5),      std::chrono::milliseconds(10),     std::chrono::milliseconds(25),
+    std::chrono::milliseconds(50),     std::chrono::milliseconds(100),    std::chrono::milliseconds(250),
+    std::chrono::milliseconds(500),    std::chrono::milliseconds(1000),   std::chrono::milliseconds(2500),
+    std::chrono::milliseconds(5000),   std::chrono::milliseconds(10000),  std::chrono::milliseconds(30000),
+    std::chrono::milliseconds(60000),  std::chrono::milliseconds(300000), std::chrono::milliseconds(900000),
+    std::chrono::milliseconds(3600000)};
+
 // Counters since construction. The TaskStatus of each result counts in exactly one of succeeded,
 // failed, timed_out or invalid.
 struct ConsumerStats {
@@ -151,17 +163,31 @@ struct ConsumerStats {
   std::int64_t timed_out = 0;       // handler ran past its timeout
   std::int64_t invalid = 0;         // not an envelope / unknown job, and no default job
   std::int64_t retried = 0;         // failed, timed out or invalid, given a back-off visibility
+  // Of those, the ones on their last delivery: the queue's redrive moves them to the dead-letter
+  // queue. Known only when max_receive_count is (ConsumerOptions); 0 otherwise.
+  std::int64_t dead_lettered = 0;
   std::int64_t released = 0;        // given back with visibility 0 at shutdown (started or not)
   std::int64_t deleted = 0;         // DeleteMessageBatch entries that succeeded
   std::int64_t delete_errors = 0;   // deletes and visibility changes given up on
   std::int64_t extended = 0;        // visibility extensions that succeeded
   std::int64_t extend_errors = 0;   // extensions that failed for good (the task may run twice)
   std::int64_t receive_errors = 0;  // ReceiveMessage calls that failed
+  // Receive health: the time of the first of the failed receives since the last one that worked;
+  // nullopt while the latest receive worked (or none has ended yet). receive_errors_in_a_row
+  // counts them.
+  std::optional<Clock::time_point> receive_failing_since{};
+  std::int64_t receive_errors_in_a_row = 0;
   int in_flight = 0;                // received and not yet finished (queued, running, reporting)
   int running = 0;                  // handlers running now
   // Handler run time over the most recent (up to 1,024) runs; 0 when none.
   std::chrono::milliseconds handler_p50{0};
   std::chrono::milliseconds handler_p99{0};
+  // Every handler run since construction, by duration: handler_duration_buckets[i] counts the runs
+  // with kHandlerDurationBounds[i-1] < duration <= kHandlerDurationBounds[i] (the last entry: the
+  // longer ones), for a Prometheus histogram.
+  std::array<std::int64_t, kHandlerDurationBounds.size() + 1> handler_duration_buckets{};
+  std::int64_t handler_runs = 0;
+  std::chrono::milliseconds handler_duration_total{0};
 };
 
 class Consumer {
@@ -233,6 +259,8 @@ class Consumer {
   double JitterLocked();
   int FreeSlotsLocked() const;
   ConsumerStats StatsLocked() const;
+  // Counts a ReceiveMessage that worked (ok) or failed, for receive_errors and receive health.
+  void CountReceiveLocked(bool ok);
   std::string SummaryLocked() const;
 
   Queue& queue_;

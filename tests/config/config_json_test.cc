@@ -20,6 +20,7 @@ using std::chrono::seconds;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::SizeIs;
 using ::testing::StartsWith;
 using ::testing::UnorderedElementsAre;
 
@@ -277,7 +278,7 @@ TEST(ConfigJsonTest, UnknownKeysAtEveryLevelWithSuggestions) {
         "zzz": 1
       })js"),
               ElementsAre("queues: unknown key (did you mean \"queue\"?)",
-                          "zzz: unknown key (known: queue, consumer, notify, jobs)",
+                          "zzz: unknown key (known: queue, consumer, notify, metrics, jobs)",
                           "queue.visiblity_timeout: unknown key (did you mean \"visibility_timeout\"?)",
                           "consumer.worker: unknown key (did you mean \"workers\"?)",
                           "consumer.retry.bsae: unknown key (did you mean \"base\"?)",
@@ -424,6 +425,28 @@ TEST(ConfigJsonTest, OutOfRangeValues) {
   // A rejected base is not compared with max.
   EXPECT_THAT(Problems(R"({"consumer": {"retry": {"base": "soon", "max": "1s"}}})"),
               ElementsAre("consumer.retry.base: expected a duration like \"30s\", got \"soon\""));
+}
+
+TEST(ConfigJsonTest, MetricsSection) {
+  const Config defaults = Load(R"({})");
+  EXPECT_EQ(defaults.metrics.port, 0);
+  EXPECT_EQ(defaults.metrics.address, "127.0.0.1");
+  EXPECT_EQ(defaults.metrics.unhealthy_after, seconds(60));
+  const Config set = Load(R"({"metrics": {"port": 9464, "address": "::", "unhealthy_after": "5m"}})");
+  EXPECT_EQ(set.metrics.port, 9464);
+  EXPECT_EQ(set.metrics.address, "::");
+  EXPECT_EQ(set.metrics.unhealthy_after, seconds(300));
+
+  EXPECT_THAT(Problems(R"({"metrics": {"port": 65536}})"),
+              ElementsAre("metrics.port: must be between 0 and 65535, got 65536"));
+  EXPECT_THAT(Problems(R"({"metrics": {"address": "localhost"}})"),
+              ElementsAre("metrics.address: expected an IP address such as \"127.0.0.1\" (this host only), "
+                          "\"0.0.0.0\" or \"::\" (every interface), got \"localhost\""));
+  EXPECT_THAT(Problems(R"({"metrics": {"address": "127.0.0.1:9464"}})"), SizeIs(1));
+  EXPECT_THAT(Problems(R"({"metrics": {"unhealthy_after": "0s"}})"),
+              ElementsAre("metrics.unhealthy_after: 0s is under the minimum of 1s"));
+  EXPECT_THAT(Problems(R"({"metrics": {"prot": 1}})"), ElementsAre(HasSubstr("metrics.prot")));
+  EXPECT_THAT(Problems(R"({"metrics": 9464})"), ElementsAre(HasSubstr("metrics")));
 }
 
 TEST(ConfigJsonTest, DurationProblems) {

@@ -5,6 +5,7 @@
 #include <spdlog/sinks/base_sink.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -643,6 +644,53 @@ TEST_F(ConsumerTest, PoisonMessageEndsInTheDeadLetterQueue) {
   EXPECT_TRUE(results[1].will_retry);
   EXPECT_FALSE(results[2].will_retry);
   EXPECT_TRUE(sink_->HasLine("last delivery"));
+  const ConsumerStats stats = consumer->stats();
+  EXPECT_EQ(stats.retried, 3);
+  EXPECT_EQ(stats.dead_lettered, 1);  // the third failure only
+}
+
+TEST_F(ConsumerTest, HandlerDurationsFillTheHistogramBuckets) {
+  // Durations on the fake clock: 5 ms is in the first bucket (le 5 ms), 6 ms in the second, and
+  // two hours past the last bound (1 h).
+  const std::vector<std::chrono::milliseconds> durations = {5ms, 6ms, 2h};
+  std::size_t next = 0;
+  TestHandler handler([&](const HandlerTask&, std::stop_token) {
+    clock_.Advance(durations[next++]);
+    return HandlerOutcome{};
+  });
+  auto consumer = MakeConsumer(handler, PollOptions());
+  for (int i = 0; i < 3; ++i) {
+    Send(Body("job", std::to_string(i)));
+    ASSERT_EQ(consumer->PollOnce(), 1);
+  }
+  const ConsumerStats stats = consumer->stats();
+  EXPECT_EQ(stats.handler_runs, 3);
+  EXPECT_EQ(stats.handler_duration_total, 5ms + 6ms + 2h);
+  std::array<std::int64_t, kHandlerDurationBounds.size() + 1> expected{};
+  expected[0] = 1;
+  expected[1] = 1;
+  expected.back() = 1;
+  EXPECT_EQ(stats.handler_duration_buckets, expected);
+}
+
+TEST_F(ConsumerTest, ReceiveHealthRemembersWhenAStreakOfFailuresBeganAndClearsOnSuccess) {
+  TestHandler handler;
+  auto consumer = MakeConsumer(handler, PollOptions());
+  EXPECT_FALSE(consumer->stats().receive_failing_since.has_value());
+  queue_->FailNextReceives(2, UnavailableError("503"));
+  const Clock::time_point first = clock_.Now();
+  EXPECT_EQ(consumer->PollOnce(), 0);
+  clock_.Advance(5s);
+  EXPECT_EQ(consumer->PollOnce(), 0);
+  const ConsumerStats failing = consumer->stats();
+  ASSERT_TRUE(failing.receive_failing_since.has_value());
+  EXPECT_EQ(*failing.receive_failing_since, first);  // the first failure, not the latest
+  EXPECT_EQ(failing.receive_errors_in_a_row, 2);
+  EXPECT_EQ(consumer->PollOnce(), 0);  // an empty receive is a receive that works
+  const ConsumerStats recovered = consumer->stats();
+  EXPECT_FALSE(recovered.receive_failing_since.has_value());
+  EXPECT_EQ(recovered.receive_errors_in_a_row, 0);
+  EXPECT_EQ(recovered.receive_errors, 2);
 }
 
 TEST_F(ConsumerTest, BodyThatIsNotAnEnvelopeFailsWithoutADefaultJob) {
@@ -1122,6 +1170,7 @@ TEST_F(ConsumerTest, ReceiveErrorsBackOffExponentiallyAndThePollerRecovers) {
   EXPECT_EQ(results_.all()[0].status, TaskStatus::kSuccess);
   consumer->Stop();
   EXPECT_EQ(consumer->stats().receive_errors, 4);
+  EXPECT_FALSE(consumer->stats().receive_failing_since.has_value());  // the poller's receive worked again
   EXPECT_TRUE(sink_->HasLine("receive failed (4 in a row), retrying in"));
   EXPECT_TRUE(sink_->HasLine("receive recovered after 4 failed attempt(s)"));
 }
@@ -1134,9 +1183,15 @@ TEST_F(ConsumerTest, PermanentReceiveErrorsNeverStopThePoller) {
   queue_->FailNextReceives(20, PermissionDeniedError("The security token included in the request is invalid"));
   auto consumer = MakeConsumer(handler, options);
   consumer->Start();
+  const Clock::time_point start = clock_.Now();
   for (int failure = 1; failure <= 20; ++failure) {
     ASSERT_TRUE(queue_->WaitForReceiveCalls(failure));
     clock_.BlockUntilWaiters(2);
+    if (failure == 20) {
+      const ConsumerStats failing = consumer->stats();
+      EXPECT_EQ(failing.receive_failing_since, std::optional<Clock::time_point>(start));
+      EXPECT_EQ(failing.receive_errors_in_a_row, 20);
+    }
     clock_.Advance(2s);
   }
   Send(Body("job", "finally"));

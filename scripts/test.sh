@@ -13,7 +13,9 @@ bash scripts/setup.sh
 
 mode="${1:-}"
 build_type=RelWithDebInfo
-extra=()
+# -g1 (line tables: enough for sanitizer reports and backtraces) instead of -g compiles about a
+# quarter faster; the suite is built three times in CI.
+extra=("-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" "-DCMAKE_CXX_FLAGS_DEBUG=-g1")
 case "$mode" in
   "")
     dir=build
@@ -24,7 +26,7 @@ case "$mode" in
     build_type=Debug
     # g++ 12 reports false -Wmaybe-uninitialized under the sanitizers' instrumentation (GCC documents
     # more false positives with -fsanitize); the plain build keeps the warning as an error.
-    extra+=("-DCMAKE_CXX_FLAGS=-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -Wno-maybe-uninitialized")
+    extra+=("-DCMAKE_CXX_FLAGS=-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -Wno-maybe-uninitialized")
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
     ;;
@@ -33,7 +35,7 @@ case "$mode" in
     build_type=Debug
     # -Wno-tsan: g++ warns that TSan does not model atomic_thread_fence, which moodycamel's queue
     # uses; the races it could hide there are known false reports, suppressed in the stress test.
-    extra+=("-DCMAKE_CXX_FLAGS=-O1 -g -fsanitize=thread -Wno-maybe-uninitialized -Wno-tsan")
+    extra+=("-DCMAKE_CXX_FLAGS=-O1 -fsanitize=thread -Wno-maybe-uninitialized -Wno-tsan")
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
     ;;
   *)

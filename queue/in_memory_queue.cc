@@ -1124,6 +1124,7 @@ StatusOr<QueueAttributes> InMemoryQueue::GetAttributes() {
   attributes.visible = std::max<std::int64_t>(0, visible_.load(std::memory_order_seq_cst));
   attributes.in_flight = std::max<std::int64_t>(0, in_flight_.load(std::memory_order_relaxed));
   attributes.delayed = std::max<std::int64_t>(0, delayed_count_.load(std::memory_order_relaxed));
+  attributes.max_receive_count = options_.max_receive_count;
   return attributes;
 }
 

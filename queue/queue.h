@@ -32,6 +32,9 @@ struct QueueAttributes {
   std::int64_t visible = 0;    // ApproximateNumberOfMessages
   std::int64_t in_flight = 0;  // ApproximateNumberOfMessagesNotVisible
   std::int64_t delayed = 0;    // ApproximateNumberOfMessagesDelayed
+  // The redrive policy's maxReceiveCount: receives after which the queue moves a message to its
+  // dead-letter queue; 0 when the queue has no redrive policy.
+  int max_receive_count = 0;
 };
 
 class Queue {

@@ -304,5 +304,40 @@ TEST_F(SqsCliTest, HealthzIs503WhileTheQueueIsUnreachable) {
   EXPECT_EQ(consumer->exit_code(), 0) << consumer->Err();
 }
 
+// consume reads the queue's redrive policy: the last failure says "no retries left" and is counted
+// in taskpipe_tasks_dead_lettered_total, and SQS moves the message to the dead-letter queue.
+TEST_F(SqsCliTest, ConsumeReadsTheRedrivePolicyAndCountsDeadLetteredTasks) {
+  const auto [url, dlq] = testing::CreateTestQueueWithDeadLetter(UniqueQueueName("cli-redrive"), 2);
+  ASSERT_FALSE(url.empty());
+  const std::string config =
+      WriteConfig(url, R"json([{"name": "doomed", "tasks": ["x"], "handler": {"type": "exec", "command": ["false"]}}])json",
+                  R"json(, "consumer": {"retry": {"base": "0s", "max": "0s"}})json");
+  ASSERT_EQ(RunTaskpipe({"send", "--config", config, "--job", "doomed"}, Env()).exit_code, 0);
+  std::unique_ptr<BackgroundProcess> consumer;
+  const std::string base = StartConsumerWithMetrics(config, &consumer);
+  ASSERT_FALSE(base.empty()) << consumer->Err();
+  std::string metrics;
+  EXPECT_TRUE(testing::WaitUntilTrue(
+      [&] {
+        metrics = Get(base + "/metrics").second;
+        return metrics.find("\ntaskpipe_tasks_dead_lettered_total 1\n") != std::string::npos;
+      },
+      20000))
+      << metrics << consumer->Err();
+  EXPECT_THAT(metrics, HasSubstr("\ntaskpipe_tasks_failed_total{reason=\"failure\"} 2\n"));
+  EXPECT_THAT(consumer->Err(), HasSubstr("a message goes to the dead-letter queue after 2 receives"));
+  EXPECT_THAT(consumer->Err(), HasSubstr("no retries left (dead-letter queue)"));
+  std::vector<nlohmann::json> dead;
+  EXPECT_TRUE(testing::WaitUntilTrue(
+      [&] {
+        for (nlohmann::json& m : DrainWithBoto3(dlq)) dead.push_back(std::move(m));
+        return !dead.empty();
+      },
+      20000));
+  consumer->Signal(SIGTERM);
+  ASSERT_TRUE(consumer->Wait(10000));
+  EXPECT_EQ(consumer->exit_code(), 0) << consumer->Err();
+}
+
 }  // namespace
 }  // namespace taskpipe

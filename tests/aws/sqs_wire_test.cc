@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <random>
@@ -205,11 +206,11 @@ TEST(SqsWireTest, GetQueueAttributesAndUrl) {
   EXPECT_EQ(BuildGetQueueAttributes(SqsProtocol::kJson, kQueueUrl).body,
             R"({"QueueUrl":"https://sqs.us-east-1.amazonaws.com/123456789012/q","AttributeNames":[)"
             R"("ApproximateNumberOfMessages","ApproximateNumberOfMessagesNotVisible",)"
-            R"("ApproximateNumberOfMessagesDelayed"]})");
+            R"("ApproximateNumberOfMessagesDelayed","RedrivePolicy"]})");
   EXPECT_EQ(BuildGetQueueAttributes(SqsProtocol::kQuery, kQueueUrl).body,
             std::string("Action=GetQueueAttributes&Version=2012-11-05&QueueUrl=") + kQueueUrlForm +
                 "&AttributeName.1=ApproximateNumberOfMessages&AttributeName.2=ApproximateNumberOfMessagesNotVisible"
-                "&AttributeName.3=ApproximateNumberOfMessagesDelayed");
+                "&AttributeName.3=ApproximateNumberOfMessagesDelayed&AttributeName.4=RedrivePolicy");
   SqsWireRequest json = BuildGetQueueUrl(SqsProtocol::kJson, "tasks.fifo");
   EXPECT_EQ(json.body, R"({"QueueName":"tasks.fifo"})");
   EXPECT_EQ(json.headers[1].second, "AmazonSQS.GetQueueUrl");
@@ -489,6 +490,39 @@ TEST(SqsWireTest, ParseEmptyResponses) {
   EXPECT_EQ(error.error_name(), "ReceiptHandleIsInvalid");
   EXPECT_THAT(error.message(), HasSubstr("The input receipt handle is invalid."));
   EXPECT_THAT(error.message(), HasSubstr("DeleteMessage"));
+}
+
+// RedrivePolicy is a JSON document in a string, its maxReceiveCount a number or a string of digits
+// (SetQueueAttributes in the SQS API reference; the SDK examples use both).
+TEST(SqsWireTest, ParseRedrivePolicy) {
+  auto json_reply = [](const std::string& policy) {
+    return Reply(200, R"({"Attributes": {"ApproximateNumberOfMessages": "0", "RedrivePolicy": )" +
+                          nlohmann::json(policy).dump() + "}}");
+  };
+  StatusOr<QueueAttributes> number = ParseGetQueueAttributesResponse(
+      SqsProtocol::kJson, json_reply(R"({"deadLetterTargetArn":"arn:aws:sqs:us-east-1:123456789012:dlq","maxReceiveCount":5})"));
+  ASSERT_TRUE(number.ok()) << number.status().ToString();
+  EXPECT_EQ(number->max_receive_count, 5);
+  StatusOr<QueueAttributes> text = ParseGetQueueAttributesResponse(
+      SqsProtocol::kQuery,
+      Reply(200, "<GetQueueAttributesResponse><GetQueueAttributesResult>"
+                 "<Attribute><Name>RedrivePolicy</Name><Value>{&quot;deadLetterTargetArn&quot;:&quot;arn:aws:sqs:"
+                 "us-east-1:123456789012:dlq&quot;,&quot;maxReceiveCount&quot;:&quot;1000&quot;}</Value></Attribute>"
+                 "</GetQueueAttributesResult></GetQueueAttributesResponse>"));
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  EXPECT_EQ(text->max_receive_count, 1000);
+  StatusOr<QueueAttributes> none =
+      ParseGetQueueAttributesResponse(SqsProtocol::kJson, Reply(200, R"({"Attributes": {}})"));
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->max_receive_count, 0);
+  for (const std::string bad : {"not json", "[]", R"({"deadLetterTargetArn":"x"})", R"({"maxReceiveCount":0})",
+                                R"({"maxReceiveCount":1001})", R"({"maxReceiveCount":"five"})",
+                                R"({"maxReceiveCount":-3})", R"({"maxReceiveCount":2.5})",
+                                R"({"maxReceiveCount":18446744073709551615})"}) {
+    StatusOr<QueueAttributes> r = ParseGetQueueAttributesResponse(SqsProtocol::kJson, json_reply(bad));
+    EXPECT_EQ(r.status().code(), StatusCode::kDataLoss) << bad;
+    EXPECT_THAT(r.status().message(), HasSubstr("RedrivePolicy")) << bad;
+  }
 }
 
 TEST(SqsWireTest, ParseQueueAttributesAndUrl) {

@@ -180,16 +180,8 @@ TEST_P(SqsPipelineTest, HeartbeatKeepsALongTaskInvisible) {
 TEST_P(SqsPipelineTest, PoisonMessageEndsInTheDeadLetterQueue) {
   const std::string name = UniqueQueueName("poison-" + GetParam());
   ASSERT_FALSE(testing::SqsTestEndpoint().empty());
-  testing::ProcessOptions options;
-  options.unset_env = {"http_proxy", "HTTP_PROXY"};
-  testing::ProcessResult created = testing::RunProcess(
-      {"/usr/bin/env", "python3", TASKPIPE_SOURCE_DIR "/tests/testing/sqs_tool.py", testing::SqsTestEndpoint(),
-       "create-with-dlq", name, "2"},
-      options);
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  const std::string url = created.out.substr(0, created.out.find(' '));
-  std::string dlq = created.out.substr(created.out.find(' ') + 1);
-  while (!dlq.empty() && dlq.back() == '\n') dlq.pop_back();
+  const auto [url, dlq] = testing::CreateTestQueueWithDeadLetter(name, 2);
+  ASSERT_FALSE(url.empty());
 
   std::unique_ptr<Queue> queue = Open(url);
   ASSERT_NE(queue, nullptr);

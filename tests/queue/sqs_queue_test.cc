@@ -436,6 +436,11 @@ TEST_P(SqsQueueTest, DeadLetterQueueAfterMaxReceives) {
   auto dlq = Open(dlq_url);
   ASSERT_NE(queue, nullptr);
   ASSERT_NE(dlq, nullptr);
+  // GetQueueAttributes reads the policy back: the consumer learns which delivery is the last.
+  StatusOr<QueueAttributes> attributes = queue->GetAttributes();
+  ASSERT_TRUE(attributes.ok()) << attributes.status().ToString();
+  EXPECT_EQ(attributes->max_receive_count, 2);
+  EXPECT_EQ(dlq->GetAttributes()->max_receive_count, 0);
   ASSERT_TRUE(queue->Send(Message("poison")).ok());
   for (int i = 1; i <= 2; ++i) {
     std::vector<ReceivedMessage> got = Receive(*queue, Options(1, 0s, 0s));  // visible again at once

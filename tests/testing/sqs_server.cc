@@ -71,6 +71,19 @@ std::string CreateTestQueue(const std::string& name, const std::vector<std::stri
   return url;
 }
 
+std::pair<std::string, std::string> CreateTestQueueWithDeadLetter(const std::string& name, int max_receives) {
+  if (SqsTestEndpoint().empty()) return {};
+  ProcessResult result = RunTool({"create-with-dlq", name, std::to_string(max_receives)});
+  const std::size_t space = result.out.find(' ');
+  if (result.exit_code != 0 || space == std::string::npos) {
+    ADD_FAILURE() << "creating queue " << name << " with a dead-letter queue failed: " << result.err;
+    return {};
+  }
+  std::string dlq = result.out.substr(space + 1);
+  while (!dlq.empty() && (dlq.back() == '\n' || dlq.back() == '\r')) dlq.pop_back();
+  return {result.out.substr(0, space), dlq};
+}
+
 std::vector<nlohmann::json> DrainWithBoto3(const std::string& url, double seconds) {
   std::vector<std::string> args = {"drain", url};
   if (seconds > 0) args.push_back(std::to_string(seconds));

@@ -5,6 +5,7 @@
 #define TASKPIPE_TESTS_TESTING_SQS_SERVER_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +29,10 @@ std::string UniqueQueueName(const std::string& prefix, bool fifo = false);
 // Creates a queue with boto3; returns its URL, or "" after recording a test failure.
 // `attributes`: "VisibilityTimeout=1", "FifoQueue=true", ...
 std::string CreateTestQueue(const std::string& name, const std::vector<std::string>& attributes = {});
+
+// Creates NAME-dlq, then NAME with a redrive policy to it after `max_receives` receives (boto3);
+// returns {url, dead_letter_url}, or {"", ""} after recording a test failure.
+std::pair<std::string, std::string> CreateTestQueueWithDeadLetter(const std::string& name, int max_receives);
 
 // Receives and deletes every message on `url` with boto3, waiting up to `seconds` for more when
 // `seconds` > 0 (else until the first empty receive). Each element: {"body", "attributes",

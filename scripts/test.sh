@@ -35,7 +35,10 @@ case "$mode" in
     build_type=Debug
     # -Wno-tsan: g++ warns that TSan does not model atomic_thread_fence, which moodycamel's queue
     # uses; the races it could hide there are known false reports, suppressed in the stress test.
-    extra+=("-DCMAKE_CXX_FLAGS=-O1 -fsanitize=thread -Wno-maybe-uninitialized -Wno-tsan")
+    # -Wno-array-bounds and the -Wstringop family: under -fsanitize=thread g++ 12 inlines
+    # std::string's operator+ into a memcpy it then calls out of bounds (a known false positive of
+    # its flow-based warnings); the plain build keeps them as errors.
+    extra+=("-DCMAKE_CXX_FLAGS=-O1 -fsanitize=thread -Wno-maybe-uninitialized -Wno-tsan -Wno-array-bounds -Wno-stringop-overflow -Wno-stringop-overread")
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
     ;;
   *)

@@ -13,18 +13,40 @@ using std::chrono::floor;
 using std::chrono::seconds;
 using std::chrono::system_clock;
 
-// "yyyy-mm-ddThh:mm:ss" for a count of seconds since 1970-01-01T00:00:00 (UTC or wall time).
-std::string FormatDateTime(seconds since_epoch) {
+// Writes `value` as exactly `width` decimal digits (0 <= value < 10^width) at `out`.
+void PutDigits(unsigned value, int width, char* out) {
+  for (int i = width - 1; i >= 0; --i) {
+    out[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+}
+
+// "yyyy-mm-ddThh:mm:ss" for a count of seconds since 1970-01-01T00:00:00 (UTC or wall time),
+// appended to `out`. Written digit by digit: envelopes carry two of these per message, and
+// snprintf's format parsing cost more than the rest of the encoding.
+void AppendDateTime(seconds since_epoch, std::string& out) {
   const std::chrono::sys_seconds t{since_epoch};
   const auto day = floor<days>(t);
   const std::chrono::year_month_day ymd{day};
   const std::chrono::hh_mm_ss<seconds> hms{t - day};
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()));
-  return buf;
+  const int year = static_cast<int>(ymd.year());
+  if (year < 0 || year > 9999) {
+    // Outside what system_clock holds with nanoseconds; kept for completeness.
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", year, static_cast<unsigned>(ymd.month()),
+                  static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
+                  static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()));
+    out += buf;
+    return;
+  }
+  char buf[19] = {'0', '0', '0', '0', '-', '0', '0', '-', '0', '0', 'T', '0', '0', ':', '0', '0', ':', '0', '0'};
+  PutDigits(static_cast<unsigned>(year), 4, buf);
+  PutDigits(static_cast<unsigned>(ymd.month()), 2, buf + 5);
+  PutDigits(static_cast<unsigned>(ymd.day()), 2, buf + 8);
+  PutDigits(static_cast<unsigned>(hms.hours().count()), 2, buf + 11);
+  PutDigits(static_cast<unsigned>(hms.minutes().count()), 2, buf + 14);
+  PutDigits(static_cast<unsigned>(hms.seconds().count()), 2, buf + 17);
+  out.append(buf, sizeof buf);
 }
 
 class Rfc3339Parser {
@@ -140,15 +162,23 @@ class Rfc3339Parser {
 }  // namespace
 
 std::string FormatRfc3339Utc(system_clock::time_point t) {
-  return FormatDateTime(floor<seconds>(t).time_since_epoch()) + "Z";
+  std::string out;
+  out.reserve(24);
+  AppendDateTime(floor<seconds>(t).time_since_epoch(), out);
+  out += 'Z';
+  return out;
 }
 
 std::string FormatRfc3339UtcMillis(system_clock::time_point t) {
   const auto ms = floor<std::chrono::milliseconds>(t);
   const auto whole = floor<seconds>(ms);
-  char buf[8];
-  std::snprintf(buf, sizeof buf, ".%03d", static_cast<int>((ms - whole).count()));
-  return FormatDateTime(whole.time_since_epoch()) + buf + "Z";
+  std::string out;
+  out.reserve(28);
+  AppendDateTime(whole.time_since_epoch(), out);
+  char millis[5] = {'.', '0', '0', '0', 'Z'};
+  PutDigits(static_cast<unsigned>((ms - whole).count()), 3, millis + 1);
+  out.append(millis, sizeof millis);
+  return out;
 }
 
 StatusOr<system_clock::time_point> ParseRfc3339(std::string_view text) { return Rfc3339Parser(text).Parse(); }
@@ -165,7 +195,9 @@ std::string FormatInZone(system_clock::time_point t, const TimeZone& zone) {
     std::snprintf(buf, sizeof buf, "%c%02d:%02d:%02d", offset.count() < 0 ? '-' : '+',
                   static_cast<int>(abs / 3600), static_cast<int>(abs / 60 % 60), static_cast<int>(abs % 60));
   }
-  return FormatDateTime(utc.time_since_epoch() + offset) + buf + " (" + zone.name() + ")";
+  std::string out;
+  AppendDateTime(utc.time_since_epoch() + offset, out);
+  return out + buf + " (" + zone.name() + ")";
 }
 
 StatusOr<std::string> FormatInZone(system_clock::time_point t, std::string_view zone) {

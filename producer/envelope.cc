@@ -1,6 +1,8 @@
 #include "producer/envelope.h"
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "common/time_format.h"
@@ -58,29 +60,183 @@ StatusOr<std::chrono::system_clock::time_point> ReadTime(const json& object, con
   return t;
 }
 
+// Whether `text` can be written between quotes as it is: printable ASCII, no '"' or '\\'.
+bool IsPlainJsonString(std::string_view text) {
+  for (const char c : text) {
+    if (c < 0x20 || c > 0x7E || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+// A cursor over a body for DecodeSimpleEnvelope().
+class SimpleScanner {
+ public:
+  explicit SimpleScanner(std::string_view text) : s_(text) {}
+
+  void SkipSpace() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  bool Take(char c) {
+    SkipSpace();
+    if (i_ >= s_.size() || s_[i_] != c) return false;
+    ++i_;
+    return true;
+  }
+  char Peek() {
+    SkipSpace();
+    return i_ < s_.size() ? s_[i_] : '\0';
+  }
+  bool AtEnd() {
+    SkipSpace();
+    return i_ == s_.size();
+  }
+  // A string of plain characters (IsPlainJsonString), quotes included; false for anything else.
+  bool PlainString(std::string_view* out) {
+    if (!Take('"')) return false;
+    const std::size_t start = i_;
+    while (i_ < s_.size() && s_[i_] != '"') {
+      const char c = s_[i_];
+      if (c < 0x20 || c > 0x7E || c == '\\') return false;
+      ++i_;
+    }
+    if (i_ == s_.size()) return false;
+    *out = s_.substr(start, i_ - start);
+    ++i_;
+    return true;
+  }
+  // The text of an object value, from '{' to its matching '}' (strings and escapes skipped), if
+  // it nests no more than `max_depth` levels; not checked beyond that: the caller parses it.
+  bool ObjectSpan(int max_depth, std::string_view* out) {
+    SkipSpace();
+    const std::size_t start = i_;
+    int depth = 0;
+    bool in_string = false;
+    for (; i_ < s_.size(); ++i_) {
+      const char c = s_[i_];
+      if (in_string) {
+        if (c == '\\') {
+          ++i_;
+        } else if (c == '"') {
+          in_string = false;
+        }
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '{' || c == '[') {
+        if (++depth > max_depth) return false;
+      } else if ((c == '}' || c == ']') && --depth == 0) {
+        ++i_;
+        *out = s_.substr(start, i_ - start);
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  std::string_view s_;
+  std::size_t i_ = 0;
+};
+
+// The common case, quickly: a body as EncodeEnvelope writes it for plain job names, that is an
+// object of exactly the four keys, each once, whose job and times (and the task, when it is a
+// string) are plain strings. Yields nothing for any other body, valid or not, and DecodeEnvelope()
+// falls back to its general parser: so both paths accept the same bodies and decode them alike
+// (the envelope tests and the envelope fuzz target compare the two).
+std::optional<Envelope> DecodeSimpleEnvelope(std::string_view body) {
+  SimpleScanner scan(body);
+  if (!scan.Take('{')) return std::nullopt;
+  std::string_view job, scheduled_at, fired_at, task_text;
+  bool task_is_string = false;
+  int seen = 0;  // bit per key
+  do {
+    std::string_view key;
+    if (!scan.PlainString(&key) || !scan.Take(':')) return std::nullopt;
+    int bit = 0;
+    bool ok = false;
+    if (key == "job") {
+      bit = 1;
+      ok = scan.PlainString(&job);
+    } else if (key == "task") {
+      bit = 2;
+      task_is_string = scan.Peek() == '"';
+      ok = task_is_string ? scan.PlainString(&task_text) : scan.Peek() == '{' && scan.ObjectSpan(kMaxEnvelopeDepth - 1, &task_text);
+    } else if (key == "scheduled_at") {
+      bit = 4;
+      ok = scan.PlainString(&scheduled_at);
+    } else if (key == "fired_at") {
+      bit = 8;
+      ok = scan.PlainString(&fired_at);
+    }
+    if (!ok || (seen & bit) != 0) return std::nullopt;
+    seen |= bit;
+  } while (scan.Take(','));
+  if (!scan.Take('}') || !scan.AtEnd() || seen != 15 || job.empty()) return std::nullopt;
+
+  StatusOr<std::chrono::system_clock::time_point> scheduled = ParseRfc3339(scheduled_at);
+  StatusOr<std::chrono::system_clock::time_point> fired = ParseRfc3339(fired_at);
+  if (!scheduled.ok() || !fired.ok()) return std::nullopt;
+  Envelope envelope;
+  envelope.job.assign(job);
+  if (task_is_string) {
+    envelope.task = std::string(task_text);
+  } else {
+    envelope.task = json::parse(task_text, nullptr, /*allow_exceptions=*/false);
+    if (envelope.task.is_discarded()) return std::nullopt;
+  }
+  envelope.scheduled_at = *scheduled;
+  envelope.fired_at = *fired;
+  return envelope;
+}
+
 }  // namespace
 
 std::string EncodeEnvelope(const Envelope& envelope) {
-  // Key order as DESIGN.md writes it (nlohmann's ordered_json keeps insertion order).
-  nlohmann::ordered_json body;
-  body["job"] = envelope.job;
-  body["task"] = envelope.task;
-  body["scheduled_at"] = FormatTime(envelope.scheduled_at);
-  body["fired_at"] = FormatTime(envelope.fired_at);
-  // error_handler_t::replace: invalid UTF-8 becomes U+FFFD instead of a type_error exception.
-  std::string text = body.dump(-1, ' ', /*ensure_ascii=*/false, json::error_handler_t::replace);
-  if (!IsValidMessageText(text)) {
-    // Characters such as U+FFFE are valid JSON but SQS refuses them in a body; escaped, they pass.
-    text = body.dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
-  }
+  // Key order as DESIGN.md writes it. Written piece by piece rather than through an ordered_json
+  // object: the producer and the benchmarks encode one per message, and building the object
+  // (copying the task) cost as much as writing it. nlohmann's serializer still writes the strings
+  // and the task, so escaping is unchanged; error_handler_t::replace turns invalid UTF-8 into
+  // U+FFFD instead of throwing.
+  const auto write = [&](bool ensure_ascii) {
+    const std::string scheduled_at = FormatTime(envelope.scheduled_at);
+    const std::string fired_at = FormatTime(envelope.fired_at);
+    std::string text;
+    text.reserve(envelope.job.size() + scheduled_at.size() + fired_at.size() + 64);
+    text += "{\"job\":";
+    if (IsPlainJsonString(envelope.job)) {
+      text += '"';
+      text += envelope.job;
+      text += '"';
+    } else {
+      text += json(envelope.job).dump(-1, ' ', ensure_ascii, json::error_handler_t::replace);
+    }
+    text += ",\"task\":";
+    text += envelope.task.dump(-1, ' ', ensure_ascii, json::error_handler_t::replace);
+    text += ",\"scheduled_at\":\"";
+    text += scheduled_at;
+    text += "\",\"fired_at\":\"";
+    text += fired_at;
+    text += "\"}";
+    return text;
+  };
+  std::string text = write(/*ensure_ascii=*/false);
+  // Characters such as U+FFFE are valid JSON but SQS refuses them in a body; escaped, they pass.
+  if (!IsValidMessageText(text)) text = write(/*ensure_ascii=*/true);
   return text;
 }
 
 StatusOr<Envelope> DecodeEnvelope(std::string_view body) {
+  // The fast path checks the nesting of what it parses itself.
+  if (std::optional<Envelope> simple = DecodeSimpleEnvelope(body)) return std::move(*simple);
+  return internal::DecodeEnvelopeGeneral(body);
+}
+
+namespace internal {
+
+StatusOr<Envelope> DecodeEnvelopeGeneral(std::string_view body) {
   if (NestedTooDeep(body, kMaxEnvelopeDepth)) {
     return Fault("the body nests more than " + std::to_string(kMaxEnvelopeDepth) + " levels deep");
   }
-  const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
     return Fault("the body is not valid JSON (" + std::to_string(body.size()) + " bytes)");
   }
@@ -98,7 +254,7 @@ StatusOr<Envelope> DecodeEnvelope(std::string_view body) {
   if (!task->is_string() && !task->is_object()) {
     return Fault("\"task\" must be a string or an object, got " + DescribeJsonValue(*task));
   }
-  envelope.task = *task;
+  envelope.task = std::move(*task);
 
   StatusOr<std::chrono::system_clock::time_point> scheduled_at = ReadTime(parsed, "scheduled_at");
   if (!scheduled_at.ok()) return scheduled_at.status();
@@ -109,4 +265,5 @@ StatusOr<Envelope> DecodeEnvelope(std::string_view body) {
   return envelope;
 }
 
+}  // namespace internal
 }  // namespace taskpipe

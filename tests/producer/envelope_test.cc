@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "common/time_format.h"
 #include "queue/validate.h"
@@ -143,6 +144,94 @@ TEST(EnvelopeTest, BracketsInsideStringsDoNotCountAsNesting) {
   StatusOr<Envelope> decoded = DecodeEnvelope(EncodeEnvelope(envelope));
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
   EXPECT_EQ(*decoded, envelope);
+}
+
+// DecodeEnvelope() takes a fast path for bodies of the common shape; for every body it must give
+// what the general parser gives: the same envelope or the same error.
+TEST(EnvelopeTest, FastPathAgreesWithTheGeneralParser) {
+  const std::string t = R"("scheduled_at":"2026-01-01T00:00:00Z","fired_at":"2026-01-01T00:00:00.250Z")";
+  std::vector<std::string> bodies = {
+      R"({"job":"j","task":"t",)" + t + "}",
+      R"({"job":"j","task":{"a":1,"b":[true,null,{"c":"}{]["}]},)" + t + "}",
+      " \t\r\n{ \"job\" : \"j\" ,\n \"task\" : { } , " + t + " } \n",
+      R"({"fired_at":"2026-01-01T00:00:01Z","scheduled_at":"2026-01-01T08:00:00+08:00","task":"t","job":"j"})",
+      R"({"job":"a","job":"b","task":"t",)" + t + "}",                  // duplicate key
+      R"({"job":"j\u0041","task":"t",)" + t + "}",                      // escape in the job
+      R"({"jo\u0062":"j","task":"t",)" + t + "}",                       // escape in a key
+      R"({"job":"j","task":"a\"b\\c\u00e9",)" + t + "}",                // escapes in the task
+      "{\"job\":\"caf\xC3\xA9\",\"task\":\"t\"," + t + "}",             // UTF-8 in the job
+      "{\"job\":\"j\x01\",\"task\":\"t\"," + t + "}",                   // control character
+      "{\"job\":\"j\",\"task\":\"t\xC3\"," + t + "}",                   // invalid UTF-8
+      "{\"job\":\"j\",\"task\":{\"a\":\"\xC3\"}," + t + "}",            // invalid UTF-8 inside
+      std::string("{\"job\":\"j\0\",\"task\":\"t\",", 24) + t + "}",   // NUL
+      R"({"job":"j","task":{"a":},)" + t + "}",
+      R"({"job":"j","task":{"a":1,)" + t + "}",
+      R"({"job":"j","task":{"a":1}},)" + t + "}",
+      R"({"job":"j","task":"t",)" + t + "} x",
+      R"({"job":"j","task":"t",)" + t + "}}",
+      R"({"job":"j","task":"t",)" + t + ",}",
+      R"({"job":"j","task":"t",)" + t,
+      R"({"job":"","task":"t",)" + t + "}",
+      R"({"job":"j","task":"t","v":2,)" + t + "}",                      // unknown key
+      R"({"job":"j","task":7,)" + t + "}",
+      R"({"job":"j",)" + t + "}",
+      R"({"job":"j","task":"t","scheduled_at":"2026-02-30T00:00:00Z","fired_at":"2026-01-01T00:00:00Z"})",
+      R"({"job":"j","task":"t","scheduled_at":"2026-01-01T00:00:00Z","fired_at":"2026-01-01"})",
+      R"({"job":"j","task":"t","scheduled_at":"2026-01-01T00:00:00Z","fired_at":7})",
+      R"({"job":"j" "task":"t",)" + t + "}",
+      R"({"job":"j","task":"t",)" + t + "}" + std::string(3, '\0'),
+      "{}",
+      "",
+  };
+  // Nesting at the limit (64 levels, the envelope's own object included) and one past it.
+  for (const int levels : {64, 65}) {
+    std::string task = "{}";
+    for (int i = 2; i < levels; ++i) task = "{\"a\":" + task + "}";
+    bodies.push_back(R"({"job":"j","task":)" + task + "," + t + "}");
+  }
+  for (const std::string& body : bodies) {
+    const StatusOr<Envelope> fast = DecodeEnvelope(body);
+    const StatusOr<Envelope> general = internal::DecodeEnvelopeGeneral(body);
+    ASSERT_EQ(fast.ok(), general.ok()) << body;
+    if (fast.ok()) {
+      EXPECT_EQ(*fast, *general) << body;
+    } else {
+      EXPECT_EQ(fast.status().message(), general.status().message()) << body;
+    }
+  }
+  EXPECT_FALSE(DecodeEnvelope(bodies[bodies.size() - 1]).ok());
+  EXPECT_TRUE(DecodeEnvelope(bodies[bodies.size() - 2]).ok());
+}
+
+// EncodeEnvelope() writes the body piece by piece; it must be the text nlohmann's ordered_json
+// writes for the same object (how it was built before), escapes and fallbacks included.
+TEST(EnvelopeTest, EncodingIsWhatOrderedJsonWrites) {
+  const auto reference = [](const Envelope& envelope) {
+    const auto format = [](system_clock::time_point at) {
+      return std::chrono::floor<seconds>(at) == at ? FormatRfc3339Utc(at) : FormatRfc3339UtcMillis(at);
+    };
+    nlohmann::ordered_json body;
+    body["job"] = envelope.job;
+    body["task"] = envelope.task;
+    body["scheduled_at"] = format(envelope.scheduled_at);
+    body["fired_at"] = format(envelope.fired_at);
+    std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    if (!IsValidMessageText(text)) text = body.dump(-1, ' ', true, json::error_handler_t::replace);
+    return text;
+  };
+  const system_clock::time_point at = At("2026-03-08T04:00:00Z");
+  const Envelope cases[] = {
+      {"daily-report", json{{"report", "sales"}, {"b", {1, 2.5, nullptr, true}}}, at, at + milliseconds(12)},
+      {"quote\"back\\slash", json("t"), at, at},
+      {"tab\tnewline\ncontrol\x01", json::object(), at, at},
+      {"caf\u00e9 \U0001F600", json("\u6e2c\u8a66"), at, at},
+      {"bad \xC3 utf8", json("bad \xC3"), at, at},
+      {"refused \xEF\xBF\xBE", json("x"), at, at},
+      {"j", json{{"refused", "\xEF\xBF\xBE"}, {"\u00e9", "\u00e9"}}, at, at},
+      {"j", json("t"), At("1970-01-01T00:00:00Z"), At("2261-12-31T23:59:59.999Z")},
+      {"j", json("t"), At("1900-02-28T23:59:59.001Z"), at + std::chrono::microseconds(5)},
+  };
+  for (const Envelope& envelope : cases) EXPECT_EQ(EncodeEnvelope(envelope), reference(envelope)) << envelope.job;
 }
 
 }  // namespace

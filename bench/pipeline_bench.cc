@@ -50,6 +50,10 @@
 #include "producer/envelope.h"
 #include "queue/in_memory_queue.h"
 
+#ifndef TASKPIPE_ALLOCATOR
+#define TASKPIPE_ALLOCATOR "system"
+#endif
+
 namespace taskpipe {
 namespace {
 
@@ -360,6 +364,8 @@ int Main(int argc, char** argv) {
     taskpipe = (slash == std::string::npos ? std::string(".") : self.substr(0, slash)) + "/taskpipe";
   }
 
+  std::printf("allocator: %s (this benchmark and the taskpipe binary, CMake's TASKPIPE_ALLOCATOR)\n",
+              TASKPIPE_ALLOCATOR);
   const double bare = BareQueue(tasks);
   std::printf("%-34s %14s %10s %10s %12s %7s\n", "case", "tasks/s", "p50 ms", "p99 ms", "bare p99 ms", "steal%");
   std::printf("(p50/p99: send->handler start, tasks sent one by one at half the best tasks/s; bare p99: the\n"

@@ -290,4 +290,30 @@ bool IsValidUtf8(std::string_view text) {
   return true;
 }
 
+JsonBrackets ScanJsonBrackets(std::string_view text, int max_depth) {
+  JsonBrackets result;
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) {
+        result.too_deep = true;
+        return result;
+      }
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0 && result.end == 0 && (text[0] == '{' || text[0] == '[')) result.end = i + 1;
+    }
+  }
+  return result;
+}
+
 }  // namespace taskpipe

@@ -47,6 +47,19 @@ std::string QuoteText(std::string_view text);
 // "an array".
 std::string DescribeJsonValue(const nlohmann::json& value);
 
+// What ScanJsonBrackets() saw.
+struct JsonBrackets {
+  bool too_deep = false;  // objects and arrays somewhere in the text nest more than max_depth deep
+  // Just past the bracket that closes the value opening at text[0], when text[0] is '{' or '['
+  // and that bracket is in the text; 0 otherwise.
+  std::size_t end = 0;
+};
+
+// Walks `text` by its brackets and strings alone (escapes skipped, nothing else checked): cheap
+// enough to run before parsing, so that a hostile body never becomes a deep tree for nlohmann
+// to copy and serialise recursively. Brackets inside strings do not count.
+JsonBrackets ScanJsonBrackets(std::string_view text, int max_depth);
+
 // Whether `text` is well-formed UTF-8 (nlohmann::json::dump() throws on anything else).
 bool IsValidUtf8(std::string_view text);
 

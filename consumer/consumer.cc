@@ -7,6 +7,7 @@
 
 #include "common/logging.h"
 #include "common/quote.h"
+#include "config/json_text.h"
 #include "consumer/retry_policy.h"
 #include "producer/envelope.h"
 
@@ -46,34 +47,10 @@ ConsumerOptions Normalize(ConsumerOptions o) {
   return o;
 }
 
-// Whether `text` nests objects and arrays more than `max_depth` deep (brackets in strings do not
-// count), checked before parsing so that a hostile body never becomes a deep tree, which
-// nlohmann::json would copy and serialise recursively. (The envelope decoder has the same guard.)
-bool NestedTooDeep(std::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > max_depth) return true;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 // The default job's task: the body's JSON object when it is one, else the body as a string.
+// (Nesting is checked first: see ScanJsonBrackets().)
 json BodyAsTask(const std::string& body) {
-  if (!NestedTooDeep(body, kMaxEnvelopeDepth)) {
+  if (!ScanJsonBrackets(body, kMaxEnvelopeDepth).too_deep) {
     json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (parsed.is_object()) return parsed;
   }

@@ -22,32 +22,6 @@ Status Fault(std::string message) {
   return InvalidArgumentError("not a taskpipe envelope: " + std::move(message));
 }
 
-// Whether `text` nests objects and arrays more than `max_depth` deep, checked before parsing so
-// that a hostile body never becomes a deep tree. Brackets inside strings do not count.
-bool NestedTooDeep(std::string_view text, int max_depth) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > max_depth) return true;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return false;
-}
-
 StatusOr<std::chrono::system_clock::time_point> ReadTime(const json& object, const char* key) {
   const auto it = object.find(key);
   if (it == object.end()) return Fault(std::string("\"") + key + "\" is missing");
@@ -104,32 +78,15 @@ class SimpleScanner {
     ++i_;
     return true;
   }
-  // The text of an object value, from '{' to its matching '}' (strings and escapes skipped), if
-  // it nests no more than `max_depth` levels; not checked beyond that: the caller parses it.
+  // The text of an object value, from '{' to its matching '}', if the rest of the body nests no
+  // more than `max_depth` levels; not checked beyond that: the caller parses it.
   bool ObjectSpan(int max_depth, std::string_view* out) {
     SkipSpace();
-    const std::size_t start = i_;
-    int depth = 0;
-    bool in_string = false;
-    for (; i_ < s_.size(); ++i_) {
-      const char c = s_[i_];
-      if (in_string) {
-        if (c == '\\') {
-          ++i_;
-        } else if (c == '"') {
-          in_string = false;
-        }
-      } else if (c == '"') {
-        in_string = true;
-      } else if (c == '{' || c == '[') {
-        if (++depth > max_depth) return false;
-      } else if ((c == '}' || c == ']') && --depth == 0) {
-        ++i_;
-        *out = s_.substr(start, i_ - start);
-        return true;
-      }
-    }
-    return false;
+    const JsonBrackets brackets = ScanJsonBrackets(s_.substr(i_), max_depth);
+    if (brackets.too_deep || brackets.end == 0) return false;
+    *out = s_.substr(i_, brackets.end);
+    i_ += brackets.end;
+    return true;
   }
 
  private:
@@ -233,7 +190,7 @@ StatusOr<Envelope> DecodeEnvelope(std::string_view body) {
 namespace internal {
 
 StatusOr<Envelope> DecodeEnvelopeGeneral(std::string_view body) {
-  if (NestedTooDeep(body, kMaxEnvelopeDepth)) {
+  if (ScanJsonBrackets(body, kMaxEnvelopeDepth).too_deep) {
     return Fault("the body nests more than " + std::to_string(kMaxEnvelopeDepth) + " levels deep");
   }
   json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);

@@ -9,7 +9,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev libtinyxml2-dev nlohmann-json3-dev
   libconcurrentqueue-dev libspdlog-dev libfmt-dev libhowardhinnant-date-dev tzdata
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
-  python3 curl python3-prometheus-client
+  python3 curl python3-prometheus-client libtcmalloc-minimal4
 )
 # More packages a caller needs on top (scripts/fuzz.sh: clang and libFuzzer).
 packages+=("$@")

@@ -24,6 +24,7 @@ case "$mode" in
   --asan)
     dir=build-asan
     build_type=Debug
+    extra+=(-DTASKPIPE_ALLOCATOR=system)  # the sanitizers replace malloc themselves
     # g++ 12 reports false -Wmaybe-uninitialized under the sanitizers' instrumentation (GCC documents
     # more false positives with -fsanitize); the plain build keeps the warning as an error.
     extra+=("-DCMAKE_CXX_FLAGS=-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all -Wno-maybe-uninitialized")
@@ -33,6 +34,7 @@ case "$mode" in
   --tsan)
     dir=build-tsan
     build_type=Debug
+    extra+=(-DTASKPIPE_ALLOCATOR=system)
     # -Wno-tsan: g++ warns that TSan does not model atomic_thread_fence, which moodycamel's queue
     # uses; the races it could hide there are known false reports, suppressed in the stress test.
     # -Wno-array-bounds and the -Wstringop family: under -fsanitize=thread g++ 12 inlines

@@ -4,12 +4,15 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <memory>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gmock/gmock.h>
@@ -73,6 +76,20 @@ class SqsCliTest : public ::testing::Test {
         },
         20000);
     return match.empty() ? "" : match[1].str();
+  }
+
+  // Polls `base`/metrics for up to 20 s until it has each of `lines` (whole lines, without the
+  // newline); `metrics` is left with the last text read, for the caller's messages.
+  static bool WaitForMetrics(const std::string& base, std::initializer_list<std::string_view> lines,
+                             std::string* metrics) {
+    return testing::WaitUntilTrue(
+        [&] {
+          *metrics = Get(base + "/metrics").second;
+          return std::all_of(lines.begin(), lines.end(), [&](std::string_view line) {
+            return metrics->find("\n" + std::string(line) + "\n") != std::string::npos;
+          });
+        },
+        20000);
   }
 
   // GET url; the status and body, or status 0 when the exchange failed.
@@ -249,14 +266,9 @@ TEST_F(SqsCliTest, ConsumeServesMetricsAndHealth) {
   const std::string base = StartConsumerWithMetrics(config, &consumer);
   ASSERT_FALSE(base.empty()) << consumer->Err();
   std::string metrics;
-  EXPECT_TRUE(testing::WaitUntilTrue(
-      [&] {
-        metrics = Get(base + "/metrics").second;
-        // Deletes are batched and sent a few milliseconds after the tasks succeed.
-        return metrics.find("\ntaskpipe_tasks_succeeded_total 3\n") != std::string::npos &&
-               metrics.find("\ntaskpipe_messages_deleted_total 3\n") != std::string::npos;
-      },
-      20000))
+  // Deletes are batched and sent a few milliseconds after the tasks succeed.
+  EXPECT_TRUE(WaitForMetrics(base, {"taskpipe_tasks_succeeded_total 3", "taskpipe_messages_deleted_total 3"},
+                             &metrics))
       << metrics << consumer->Err();
   EXPECT_THAT(metrics, HasSubstr("\ntaskpipe_messages_received_total 3\n"));
   EXPECT_THAT(metrics, HasSubstr("taskpipe_sqs_requests_total{action=\"ReceiveMessage\"}"));
@@ -317,13 +329,7 @@ TEST_F(SqsCliTest, ConsumeReadsTheRedrivePolicyAndCountsDeadLetteredTasks) {
   const std::string base = StartConsumerWithMetrics(config, &consumer);
   ASSERT_FALSE(base.empty()) << consumer->Err();
   std::string metrics;
-  EXPECT_TRUE(testing::WaitUntilTrue(
-      [&] {
-        metrics = Get(base + "/metrics").second;
-        return metrics.find("\ntaskpipe_tasks_dead_lettered_total 1\n") != std::string::npos;
-      },
-      20000))
-      << metrics << consumer->Err();
+  EXPECT_TRUE(WaitForMetrics(base, {"taskpipe_tasks_dead_lettered_total 1"}, &metrics)) << metrics << consumer->Err();
   EXPECT_THAT(metrics, HasSubstr("\ntaskpipe_tasks_failed_total{reason=\"failure\"} 2\n"));
   EXPECT_THAT(consumer->Err(), HasSubstr("a message goes to the dead-letter queue after 2 receives"));
   EXPECT_THAT(consumer->Err(), HasSubstr("no retries left (dead-letter queue)"));

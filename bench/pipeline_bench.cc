@@ -1,6 +1,7 @@
 // The consumer pool end to end on the in-memory queue, configured as `taskpipe run` configures it
 // (each worker receives for itself): tasks/s from a full queue and send->handler-start latency at
-// half that rate, with an in-process no-op handler at 1, 4 and 16 workers (and, for comparison,
+// 50,000 tasks/s (half the 100,000 target) and at half the best measured tasks/s, with an
+// in-process no-op handler at 1, 4 and 16 workers (and, for comparison,
 // with pollers handing over to 4 workers, the SQS arrangement); the exec handler's tasks/s with
 // /bin/true; the resident memory of an idle taskpipe process with 16 workers.
 //
@@ -14,11 +15,12 @@
 //
 // Prints a table, then `name: value` lines:
 //   pipeline_tasks_per_sec     best of the three worker counts (no-op handler)
-//   pipeline_p99_ms            send->handler-start p99 at half that rate, best of the worker counts
+//   pipeline_p99_ms            send->handler-start p99 at 50,000 tasks/s, best of the worker counts
+//   pipeline_p99_at_half_best_ms   the same at half pipeline_tasks_per_sec (a stress figure)
 //   exec_tasks_per_sec         exec handler running /bin/true (8 workers)
 //   idle_rss_mib               VmRSS of `taskpipe run` with 16 workers and nothing due, after 2 s
 //   bare_queue_msgs_per_sec, pipeline_vs_bare_queue
-//   bare_queue_p99_ms, pipeline_p99_vs_bare_queue, steal_percent_during_p99_run
+//   bare_queue_p99_ms, steal_percent_during_p99_run
 // Targets: >= 100,000 no-op tasks/s, p99 <= 2 ms at half that rate, idle RSS <= 20 MiB.
 // Usage: pipeline_bench [--tasks N] [--taskpipe PATH]   (PATH: the taskpipe binary for idle RSS)
 //        pipeline_bench --latency WORKERS RATE           (one latency run; WORKERS 0: the baseline)
@@ -367,10 +369,12 @@ int Main(int argc, char** argv) {
   std::printf("allocator: %s (this benchmark and the taskpipe binary, CMake's TASKPIPE_ALLOCATOR)\n",
               TASKPIPE_ALLOCATOR);
   const double bare = BareQueue(tasks);
-  std::printf("%-34s %14s %10s %10s %12s %7s\n", "case", "tasks/s", "p50 ms", "p99 ms", "bare p99 ms", "steal%");
-  std::printf("(p50/p99: send->handler start, tasks sent one by one at half the best tasks/s; bare p99: the\n"
-              " same sends taken by one thread that receives and deletes, just before; steal%%: CPU time the\n"
-              " hypervisor gave to other guests during the consumer's run)\n");
+  std::printf("%-34s %14s %10s %10s %12s %7s %14s %12s\n", "case", "tasks/s", "p50 ms", "p99 ms", "bare p99 ms",
+              "steal%", "p99 best/2", "bare p99");
+  std::printf("(p50/p99: send->handler start, tasks sent one by one at 50,000/s; bare p99: the same sends\n"
+              " taken by one thread that receives and deletes, just before; steal%%: CPU time the hypervisor\n"
+              " gave to other guests during the consumer's run; p99 best/2: the same at half the best\n"
+              " tasks/s, with its own baseline)\n");
   std::printf("%-34s %14.0f\n", "bare queue receive+delete, 1 thread", bare);
   // Per worker count: throughput from a full queue. Then, at half the best of them, send->start
   // latency with each worker count; pipeline_p99_ms is the best (a user picks the worker count).
@@ -382,47 +386,63 @@ int Main(int argc, char** argv) {
     throughput.push_back(Throughput(workers, tasks, handler, "noop", [&] { return handler.done(); }));
     best = std::max(best, throughput.back());
   }
-  const double rate = best / 2;
+  // Latency at two rates. The issue's target, "p99 <= 2 ms at half that rate", after ">= 100,000
+  // tasks/s": at 50,000 tasks/s (kTargetRate), the figure pipeline_p99_ms reports. And, as a
+  // stress figure, at half the best tasks/s measured above: that rate moves with the machine
+  // (2-core VMs here drained 150k-550k/s in one worker), and near it the sender and the consumer
+  // share the two cores.
+  constexpr double kTargetRate = 50000;
+  const double stress_rate = best / 2;
   // Each consumer run is paired with a baseline run just before it, so that both see the same
   // machine: on a shared VM the hypervisor's steal comes and goes within seconds.
-  double p50 = 0, p99 = -1, bare_p99 = 0, steal = 0;
-  int p99_workers = 0;
-  std::vector<std::string> rows;
-  for (std::size_t i = 0; i < std::size(worker_counts); ++i) {
-    const LatencyRun bare_run = BareQueueLatency(rate, 2.0);
-    const LatencyRun run = Latency(worker_counts[i], rate, 2.0);
-    const double w50 = Percentile(run.latencies_ms, 0.5), w99 = Percentile(run.latencies_ms, 0.99);
-    const double b99 = Percentile(bare_run.latencies_ms, 0.99);
-    if (p99 < 0 || w99 < p99) {
-      p50 = w50;
-      p99 = w99;
-      bare_p99 = b99;
+  struct Best {
+    double p50 = 0, p99 = -1, bare_p99 = 0, steal = 0;
+    int workers = 0;
+    void Offer(int w, const LatencyRun& run, const LatencyRun& bare) {
+      const double candidate = Percentile(run.latencies_ms, 0.99);
+      if (p99 >= 0 && candidate >= p99) return;
+      p50 = Percentile(run.latencies_ms, 0.5);
+      p99 = candidate;
+      bare_p99 = Percentile(bare.latencies_ms, 0.99);
       steal = run.steal_percent;
-      p99_workers = worker_counts[i];
+      workers = w;
     }
-    std::printf("%-34s %14.0f %10.3f %10.3f %12.3f %7.1f\n",
-                ("no-op handler, " + std::to_string(worker_counts[i]) + " workers").c_str(), throughput[i], w50,
-                w99, b99, run.steal_percent);
+  } at_target, at_stress;
+  for (std::size_t i = 0; i < std::size(worker_counts); ++i) {
+    const LatencyRun bare_run = BareQueueLatency(kTargetRate, 2.0);
+    const LatencyRun run = Latency(worker_counts[i], kTargetRate, 2.0);
+    const LatencyRun stress_bare = BareQueueLatency(stress_rate, 2.0);
+    const LatencyRun stress = Latency(worker_counts[i], stress_rate, 2.0);
+    at_target.Offer(worker_counts[i], run, bare_run);
+    at_stress.Offer(worker_counts[i], stress, stress_bare);
+    std::printf("%-34s %14.0f %10.3f %10.3f %12.3f %7.1f %14.3f %12.3f\n",
+                ("no-op handler, " + std::to_string(worker_counts[i]) + " workers").c_str(), throughput[i],
+                Percentile(run.latencies_ms, 0.5), Percentile(run.latencies_ms, 0.99),
+                Percentile(bare_run.latencies_ms, 0.99), run.steal_percent, Percentile(stress.latencies_ms, 0.99),
+                Percentile(stress_bare.latencies_ms, 0.99));
   }
   {
     NoopHandler handler;
     const double per_second =
         Throughput(4, tasks, handler, "noop", [&] { return handler.done(); }, /*pollers_hand_over=*/true);
-    const LatencyRun run = Latency(4, rate, 2.0, /*pollers_hand_over=*/true);
-    std::printf("%-34s %14.0f %10.3f %10.3f %12s %7.1f\n", "  (poller hands over, 4 workers)", per_second,
-                Percentile(run.latencies_ms, 0.5), Percentile(run.latencies_ms, 0.99), "", run.steal_percent);
+    const LatencyRun run = Latency(4, kTargetRate, 2.0, /*pollers_hand_over=*/true);
+    const LatencyRun stress = Latency(4, stress_rate, 2.0, /*pollers_hand_over=*/true);
+    std::printf("%-34s %14.0f %10.3f %10.3f %12s %7.1f %14.3f\n", "  (poller hands over, 4 workers)", per_second,
+                Percentile(run.latencies_ms, 0.5), Percentile(run.latencies_ms, 0.99), "", run.steal_percent,
+                Percentile(stress.latencies_ms, 0.99));
   }
   const double exec = ExecThroughput(2000);
   std::printf("%-34s %14.0f\n", "exec /bin/true, 8 workers", exec);
   const double rss = IdleRssMib(taskpipe);
 
   std::printf("pipeline_tasks_per_sec: %.0f\n", best);
-  std::printf("pipeline_p50_ms: %.3f\n", p50);
-  std::printf("pipeline_p99_ms: %.3f\n", p99);
-  std::printf("pipeline_latency_rate_per_sec: %.0f (best p99 with %d workers)\n", rate, p99_workers);
-  std::printf("bare_queue_p99_ms: %.3f\n", bare_p99);
-  std::printf("pipeline_p99_vs_bare_queue: %.2f\n", bare_p99 > 0 ? p99 / bare_p99 : 0);
-  std::printf("steal_percent_during_p99_run: %.1f\n", steal);
+  std::printf("pipeline_p50_ms: %.3f\n", at_target.p50);
+  std::printf("pipeline_p99_ms: %.3f\n", at_target.p99);
+  std::printf("pipeline_latency_rate_per_sec: %.0f (best p99 with %d workers)\n", kTargetRate, at_target.workers);
+  std::printf("bare_queue_p99_ms: %.3f\n", at_target.bare_p99);
+  std::printf("steal_percent_during_p99_run: %.1f\n", at_target.steal);
+  std::printf("pipeline_p99_at_half_best_ms: %.3f (at %.0f tasks/s, %d workers; bare queue p99 %.3f, steal %.1f%%)\n",
+              at_stress.p99, stress_rate, at_stress.workers, at_stress.bare_p99, at_stress.steal);
   std::printf("exec_tasks_per_sec: %.0f\n", exec);
   if (rss >= 0) {
     std::printf("idle_rss_mib: %.1f\n", rss);
@@ -431,8 +451,8 @@ int Main(int argc, char** argv) {
   }
   std::printf("bare_queue_msgs_per_sec: %.0f\n", bare);
   std::printf("pipeline_vs_bare_queue: %.2f\n", best / bare);
-  std::printf("targets: tasks/s >= 100000 (%s), p99 <= 2 ms (%s), idle RSS <= 20 MiB (%s)\n",
-              best >= 100000 ? "met" : "missed", p99 <= 2.0 ? "met" : "missed",
+  std::printf("targets: tasks/s >= 100000 (%s), p99 <= 2 ms at 50,000/s (%s), idle RSS <= 20 MiB (%s)\n",
+              best >= 100000 ? "met" : "missed", at_target.p99 <= 2.0 ? "met" : "missed",
               rss < 0 ? "not measured" : rss <= 20 ? "met" : "missed");
   return 0;
 }

@@ -39,7 +39,8 @@ void AppendDateTime(seconds since_epoch, std::string& out) {
     out += buf;
     return;
   }
-  char buf[19] = {'0', '0', '0', '0', '-', '0', '0', '-', '0', '0', 'T', '0', '0', ':', '0', '0', ':', '0', '0'};
+  char buf[19] = {'0', '0', '0', '0', '-', '0', '0', '-', '0', '0',
+                  'T', '0', '0', ':', '0', '0', ':', '0', '0'};
   PutDigits(static_cast<unsigned>(year), 4, buf);
   PutDigits(static_cast<unsigned>(ymd.month()), 2, buf + 5);
   PutDigits(static_cast<unsigned>(ymd.day()), 2, buf + 8);

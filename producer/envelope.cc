@@ -116,7 +116,8 @@ std::optional<Envelope> DecodeSimpleEnvelope(std::string_view body) {
     } else if (key == "task") {
       bit = 2;
       task_is_string = scan.Peek() == '"';
-      ok = task_is_string ? scan.PlainString(&task_text) : scan.Peek() == '{' && scan.ObjectSpan(kMaxEnvelopeDepth - 1, &task_text);
+      ok = task_is_string ? scan.PlainString(&task_text)
+                          : scan.Peek() == '{' && scan.ObjectSpan(kMaxEnvelopeDepth - 1, &task_text);
     } else if (key == "scheduled_at") {
       bit = 4;
       ok = scan.PlainString(&scheduled_at);

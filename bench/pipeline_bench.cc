@@ -199,7 +199,7 @@ struct LatencyRun {
 };
 
 // Sends at `rate` per second for `seconds` (batches of 1, as a scheduler fire of one task would)
-// while `consume` (started before, stopped after) takes them; `received()` counts what it took.
+// while the caller's receiver takes them, and waits until `received()`, its count, has them all.
 LatencyRun Drive(Queue& queue, double rate, double seconds, const std::function<std::int64_t()>& received) {
   const CpuTimes cpu_before = ReadCpuTimes();
   const int total = static_cast<int>(rate * seconds);
@@ -376,8 +376,8 @@ int Main(int argc, char** argv) {
               " gave to other guests during the consumer's run; p99 best/2: the same at half the best\n"
               " tasks/s, with its own baseline)\n");
   std::printf("%-34s %14.0f\n", "bare queue receive+delete, 1 thread", bare);
-  // Per worker count: throughput from a full queue. Then, at half the best of them, send->start
-  // latency with each worker count; pipeline_p99_ms is the best (a user picks the worker count).
+  // Per worker count: throughput from a full queue. Then send->start latency with each worker
+  // count at the two rates below; the p99 figures are the best (a user picks the worker count).
   const int worker_counts[] = {1, 4, 16};
   double best = 0;
   std::vector<double> throughput;

@@ -67,15 +67,10 @@ class SimpleScanner {
   // A string of plain characters (IsPlainJsonString), quotes included; false for anything else.
   bool PlainString(std::string_view* out) {
     if (!Take('"')) return false;
-    const std::size_t start = i_;
-    while (i_ < s_.size() && s_[i_] != '"') {
-      const char c = s_[i_];
-      if (c < 0x20 || c > 0x7E || c == '\\') return false;
-      ++i_;
-    }
-    if (i_ == s_.size()) return false;
-    *out = s_.substr(start, i_ - start);
-    ++i_;
+    const std::size_t close = s_.find('"', i_);
+    if (close == std::string_view::npos || !IsPlainJsonString(s_.substr(i_, close - i_))) return false;
+    *out = s_.substr(i_, close - i_);
+    i_ = close + 1;
     return true;
   }
   // The text of an object value, from '{' to its matching '}', if the rest of the body nests no
